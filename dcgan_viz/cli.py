@@ -1,0 +1,158 @@
+"""`dcgan-viz <verb>`: the command line only wires options to library calls.
+
+Option defaults come from the config dataclasses (ModelConfig, TrainConfig), so the CLI,
+the library and the dashboard cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .models import ModelConfig
+from .train import TrainConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Train DCGANs and measure what they learned (Radford et al. 2015, section 6).")
+
+_M = ModelConfig()
+_T = TrainConfig()
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _user_errors():
+    """Exceptions that are the user's input problem: print one line, exit 2."""
+    from .checkpoint import CheckpointError
+
+    errors: list[type[BaseException]] = [CheckpointError, ValueError, FileNotFoundError, KeyError]
+    try:
+        from .data.sources import DataError
+
+        errors.append(DataError)
+    except ImportError:  # pragma: no cover - data layer always present in a full install
+        pass
+    return tuple(errors)
+
+
+def _run(fn):
+    from .train import TrainingStopped
+
+    try:
+        return fn()
+    except TrainingStopped as exc:
+        _fail(str(exc))
+    except _user_errors() as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _fail(msg.strip("'\""))
+
+
+@app.command()
+def train(
+    data: str = typer.Option("rooms", help="Data spec: rooms, faces, fashion-mnist, mnist:DIR, folder:DIR, lsun:DIR, celeba:DIR, cifar10:DIR, prepared:DIR; options as rooms:count=5000,seed=1"),
+    out: Path = typer.Option(Path("runs/default"), help="Run directory (log.jsonl, samples/, checkpoints/)."),
+    image_size: int = typer.Option(_M.image_size, help="32, 64 or 128."),
+    channels: Optional[int] = typer.Option(None, help="1 or 3 (default: the data's own)."),
+    nz: int = typer.Option(_M.nz, help="Latent size."),
+    ngf: int = typer.Option(_M.ngf, help="Generator width."),
+    ndf: int = typer.Option(_M.ndf, help="Discriminator width."),
+    z_dist: str = typer.Option(_M.z_dist, help="uniform (paper) or normal."),
+    epochs: int = typer.Option(_T.epochs),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (overrides epochs)."),
+    batch_size: int = typer.Option(_T.batch_size, help="Per process."),
+    lr: float = typer.Option(_T.lr),
+    beta1: float = typer.Option(_T.beta1),
+    seed: int = typer.Option(_T.seed),
+    device: str = typer.Option(_T.device, help="auto, cpu, cuda, cuda:1 ..."),
+    amp: str = typer.Option(_T.amp, help="auto (bf16 on CUDA), bf16, off."),
+    cuda_graph: str = typer.Option(_T.cuda_graph, help="auto, on, off."),
+    checkpoint_every: int = typer.Option(_T.checkpoint_every, help="Steps between checkpoints."),
+    collapse_steps: int = typer.Option(_T.collapse_steps, help="Stop after this many steps with D(G(z)) ~ 0 (0 = never)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Prepared-cache directory for the data."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT exactly where it stopped."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Train a DCGAN with the paper's defaults; writes a log, per-epoch sample grids and checkpoints."""
+    def go() -> None:
+        from .data.loading import load_imageset
+        from .data.spec import DataSpec
+        from .train import Trainer
+
+        spec = DataSpec.parse(data, size=image_size, **({"channels": channels} if channels else {}))
+        images = load_imageset(spec, cache_dir=cache_dir, progress=not no_progress)
+        nc = int(images.images.shape[-1])
+        model = ModelConfig(image_size=image_size, nz=nz, ngf=ngf, ndf=ndf, nc=nc, z_dist=z_dist)
+        cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, beta1=beta1, seed=seed,
+                          device=device, amp=amp, cuda_graph=cuda_graph, checkpoint_every=checkpoint_every,
+                          collapse_steps=collapse_steps, progress=not no_progress)
+        trainer = Trainer(model, cfg, images.spec, images.images, out, resume=resume)
+        final = trainer.run()
+        if final is not None:
+            typer.echo(f"checkpoint: {final}")
+            typer.echo(f"samples: {out / 'samples'}")
+    _run(go)
+
+
+@app.command()
+def sample(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint directory (or a run directory)."),
+    out: Path = typer.Option(Path("samples.png"), help="PNG file to write."),
+    seed: int = typer.Option(0, help="Latent seed: sample i is latent (seed, i)."),
+    n: int = typer.Option(64, help="Number of samples."),
+    start: int = typer.Option(0, help="First latent index."),
+    scale: int = typer.Option(2, help="Upscale factor of the PNG."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda (default: CUDA when available)."),
+) -> None:
+    """Write a grid of samples: latents (seed, start .. start+n-1)."""
+    def go() -> None:
+        from .checkpoint import load_checkpoint
+        from .images import grid, save_png
+        from .sampling import generate
+
+        if n < 1 or n > 4096:
+            raise ValueError(f"n must be between 1 and 4096, got {n}")
+        bundle = load_checkpoint(checkpoint, device=device)
+        images = generate(bundle, seed, range(start, start + n))
+        save_png(out, grid(images), scale=scale)
+        typer.echo(f"wrote {out} ({n} samples, seed {seed}, indices {start}..{start + n - 1})")
+    _run(go)
+
+
+@app.command()
+def info(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint directory (or a run directory)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the raw JSON."),
+) -> None:
+    """Print a checkpoint's model config, data spec, training config and metrics."""
+    def go() -> None:
+        from .checkpoint import read_meta, resolve_checkpoint
+
+        path = resolve_checkpoint(checkpoint)
+        meta = read_meta(path)
+        if as_json:
+            typer.echo(json.dumps(meta, indent=2, sort_keys=True))
+            return
+        typer.echo(f"checkpoint: {path}")
+        typer.echo(f"step {meta.get('step')}  epoch {meta.get('epoch')}  weights {meta.get('weights_dtype')}  "
+                   f"dcgan-viz {meta.get('package_version')}")
+        for section in ("model", "data", "train", "metrics"):
+            values = meta.get(section) or {}
+            typer.echo(f"{section}:")
+            for k in sorted(values):
+                typer.echo(f"  {k}: {values[k]}")
+    _run(go)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,63 @@
+"""Image conversions and sample grids (no analysis here).
+
+Model space: float (B, C, H, W) in [-1, 1]. Storage space: uint8 (B, H, W, C).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .fsutil import atomic_write
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C) on the CPU."""
+    x = ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().cpu()
+
+
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> float (B, C, H, W) in [-1, 1], same device, channels_last strides."""
+    return images.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 2, pad_value: int = 0) -> np.ndarray:
+    """uint8 (B, H, W, C) (or float (B, C, H, W) in [-1, 1]) -> one uint8 (H', W', C) grid image."""
+    if isinstance(images, torch.Tensor):
+        images = to_uint8(images).numpy() if images.dtype != torch.uint8 else images.cpu().numpy()
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch (B, H, W, C), got shape {images.shape}")
+    b, h, w, c = images.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(b))))
+    ncol = int(math.ceil(b / nrow))
+    out = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), pad_value, dtype=np.uint8)
+    for i in range(b):
+        r, q = divmod(i, nrow)
+        y, x = pad + r * (h + pad), pad + q * (w + pad)
+        out[y : y + h, x : x + w] = images[i]
+    return out
+
+
+def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
+    """uint8 (H, W, C) with C in {1, 3} -> PNG bytes (nearest-neighbour upscaled by ``scale``)."""
+    from PIL import Image
+
+    arr = image[..., 0] if image.shape[-1] == 1 else image
+    pil = Image.fromarray(arr)
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(path: str | Path, image: np.ndarray, scale: int = 1) -> Path:
+    """Write a uint8 (H, W, C) image as PNG atomically."""
+    data = png_bytes(image, scale)
+    return atomic_write(path, lambda p: p.write_bytes(data))

@@ -1,0 +1,440 @@
+"""Training engine: the paper's DCGAN recipe, fast on a GPU, exact on a CPU, resumable.
+
+Paper defaults (TrainConfig): Adam lr 2e-4, betas (0.5, 0.999), batch 128, non-saturating
+loss (BCE with logits on D's logits), images in [-1, 1], z uniform in [-1, 1].
+
+Fast path on CUDA (DESIGN.md section 6): the training set lives on the GPU as uint8 NHWC and
+each batch is gathered and scaled there; bf16 autocast; channels_last; fused Adam; and the
+whole D-step + G-step captured in one CUDA graph (launch overhead dominates otherwise). Metrics
+stay on the GPU and are copied back every ``flush_every`` steps, so logging does not sync the
+device each step.
+
+Randomness is a pure function of (seed, epoch, step): the epoch's permutation comes from a
+generator seeded by (seed, epoch), each step's noise from one seeded by (seed, step, rank).
+A resumed run therefore replays the uninterrupted run exactly without storing RNG state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import (
+    CheckpointError,
+    load_train_state,
+    load_weights_into,
+    resolve_checkpoint,
+    run_checkpoints,
+    save_checkpoint,
+)
+from .data.spec import DataSpec
+from .images import from_uint8, grid, save_png
+from .latents import latents
+from .models import Discriminator, Generator, ModelConfig
+
+LOG_FILE = "log.jsonl"
+SAMPLES_DIR = "samples"
+GRID_SEED = 0  # the fixed-noise grid is latents (seed 0, indices 0..63) of the model's prior
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped on purpose (NaN/inf losses, collapse); the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Defaults are the paper's; CLI and dashboard read them from here."""
+
+    epochs: int = 5
+    max_steps: int | None = None
+    batch_size: int = 128
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # "auto" (bf16 on CUDA), "bf16", "off"
+    channels_last: str = "auto"  # "auto" (on CUDA), "on", "off"
+    cuda_graph: str = "auto"  # "auto" (on for single-process CUDA), "on", "off"
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    flush_every: int | None = None  # None: 1 on CPU, 50 on CUDA
+    collapse_steps: int = 1000  # stop when D(G(z)) < collapse_threshold this many steps in a row; 0 = never
+    collapse_threshold: float = 1e-3
+    grid_size: int = 64
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (batchnorm needs a batch)")
+        if self.epochs < 1 and not self.max_steps:
+            raise ValueError("epochs must be >= 1")
+        for name, allowed in (("amp", ("auto", "bf16", "off")), ("channels_last", ("auto", "on", "off")),
+                              ("cuda_graph", ("auto", "on", "off"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+
+def _seeded(device: torch.device, *parts: int) -> torch.Generator:
+    """A generator on ``device`` seeded by a hash of ``parts`` (no global RNG state)."""
+    seed = 0x2545F491
+    for p in parts:
+        seed = (seed * 0x100000001B3 ^ (int(p) + 0x9E3779B9)) % (1 << 62)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class ImageBank:
+    """The training images as uint8 (N, H, W, C), on the training device when they fit.
+
+    ``batch(idx)`` gathers (B,) indices and returns float (B, C, H, W) in [-1, 1] on the device
+    (channels_last strides, since NHWC permuted to NCHW is channels_last).
+    """
+
+    def __init__(self, images: Any, device: torch.device, max_device_bytes: int | None = None) -> None:
+        tensor = torch.as_tensor(images) if not isinstance(images, torch.Tensor) else images
+        if tensor.dtype != torch.uint8 or tensor.dim() != 4:
+            raise ValueError(f"training images must be uint8 (N, H, W, C), got {tensor.dtype} {tuple(tensor.shape)}")
+        self.n = int(tensor.shape[0])
+        self.device = device
+        limit = max_device_bytes
+        if limit is None and device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            limit = free // 2
+        if device.type == "cuda" and tensor.numel() > (limit or 0):
+            # too large for the GPU: keep it in pinned host memory, copy each batch
+            self.images = tensor.pin_memory()
+            self.on_device = False
+        else:
+            self.images = tensor.to(device)
+            self.on_device = True
+
+    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.on_device:
+            return from_uint8(self.images[idx.to(self.images.device)])
+        return from_uint8(self.images[idx.cpu()].to(self.device, non_blocking=True))
+
+
+class GANStep:
+    """One DCGAN iteration (D-step then G-step) on static buffers, optionally as a CUDA graph.
+
+    Inputs are written into ``self.idx`` (B,) int64 and ``self.z`` (B, nz) before ``run()``;
+    outputs are ``self.metrics`` (5,) float32: loss_d, loss_g, D(x), D(G(z)) before and after
+    the D update.
+    """
+
+    METRICS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2")
+
+    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer,
+                 opt_d: torch.optim.Optimizer, bank: ImageBank, batch_size: int, nz: int,
+                 device: torch.device, amp: bool, d_inner: torch.nn.Module) -> None:
+        self.G, self.D, self.opt_g, self.opt_d, self.bank = G, D, opt_g, opt_d, bank
+        self.d_inner = d_inner  # D without a DDP wrapper, for the G-step (no D gradient sync needed)
+        self.device, self.amp = device, amp
+        self.idx = torch.zeros(batch_size, dtype=torch.int64, device=device)
+        self.z = torch.zeros(batch_size, nz, device=device)
+        self.metrics = torch.zeros(len(self.METRICS), device=device)
+        self.g_params = [p for p in G.parameters()]
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _step(self) -> None:
+        real = self.bank.batch(self.idx)
+        ones = torch.ones(real.shape[0], device=self.device)
+        zeros = torch.zeros_like(ones)
+        # (1) Update D: maximise log D(x) + log(1 - D(G(z)))
+        self.opt_d.zero_grad(set_to_none=True)
+        with self._autocast():
+            fake = self.G(self.z)
+            out_real = self.D(real).float()
+            out_fake = self.D(fake.detach()).float()
+            loss_d = F.binary_cross_entropy_with_logits(out_real, ones) + F.binary_cross_entropy_with_logits(out_fake, zeros)
+        loss_d.backward()
+        self.opt_d.step()
+        # (2) Update G: maximise log D(G(z)) (non-saturating); only G's weights need gradients
+        self.opt_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            out_fake2 = self.d_inner(fake).float()
+            loss_g = F.binary_cross_entropy_with_logits(out_fake2, ones)
+        loss_g.backward(inputs=self.g_params)
+        self.opt_g.step()
+        with torch.no_grad():
+            self.metrics.copy_(torch.stack([
+                loss_d.detach(), loss_g.detach(), torch.sigmoid(out_real.detach()).mean(),
+                torch.sigmoid(out_fake.detach()).mean(), torch.sigmoid(out_fake2.detach()).mean(),
+            ]))
+
+    def run(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._step()
+
+    def run_and_capture(self) -> None:
+        """Run this step eagerly on a side stream (it warms up cuDNN, the allocator and the
+        optimizer state), then capture the step into a CUDA graph that later steps replay.
+        Capturing records kernels without running them, so no step is applied twice."""
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            self._step()
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        metrics = self.metrics.clone()
+        graph = torch.cuda.CUDAGraph()
+        self.opt_d.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            self._step()
+        self.graph = graph
+        self.metrics.copy_(metrics)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return dev
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment, or (0, 1, 0)."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    return 0, 1, 0
+
+
+def build_optimizers(G: torch.nn.Module, D: torch.nn.Module, cfg: TrainConfig, device: torch.device,
+                     capturable: bool) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    kw: dict[str, Any] = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    if device.type == "cuda":
+        kw.update(fused=True, capturable=capturable)
+    return torch.optim.Adam(G.parameters(), **kw), torch.optim.Adam(D.parameters(), **kw)
+
+
+class Trainer:
+    """Trains a DCGAN into ``run_dir`` (log.jsonl, samples/epoch_XXX.png, checkpoints/step-*)."""
+
+    def __init__(self, model: ModelConfig, train: TrainConfig, data: DataSpec, images: Any,
+                 run_dir: str | Path, resume: bool = False) -> None:
+        self.model_cfg, self.cfg, self.data = model, train, data
+        self.run_dir = Path(run_dir)
+        self.rank, self.world, local_rank = _dist_info()
+        device = _resolve_device(train.device)
+        if device.type == "cuda" and self.world > 1:
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        self.device = device
+        n, h, w, c = (int(s) for s in images.shape)
+        if h != model.image_size or w != model.image_size or c != model.nc:
+            raise ValueError(
+                f"data is {h}x{w}x{c} but the model expects {model.image_size}x{model.image_size}x{model.nc}"
+            )
+        if n < train.batch_size * self.world:
+            raise ValueError(f"{n} training images are fewer than one batch ({train.batch_size} x {self.world} processes)")
+        self.n_images = n
+        self.steps_per_epoch = n // (train.batch_size * self.world)
+        self.total_steps = train.max_steps or self.steps_per_epoch * train.epochs
+        self.bank = ImageBank(images, device)
+        on_cuda = device.type == "cuda"
+        self.amp = train.amp == "bf16" or (train.amp == "auto" and on_cuda)
+        self.channels_last = train.channels_last == "on" or (train.channels_last == "auto" and on_cuda)
+        use_graph = train.cuda_graph == "on" or (train.cuda_graph == "auto" and on_cuda and self.world == 1)
+        if use_graph and (not on_cuda or self.world > 1):
+            raise ValueError("cuda_graph=on needs a single-process CUDA run")
+        self.use_graph = use_graph
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train.seed)
+            self.G, self.D = Generator(model), Discriminator(model)
+        self.step, self.epoch = 0, 0
+        if resume:
+            self._load_resume()
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.G.to(device, memory_format=fmt).train()
+        self.D.to(device, memory_format=fmt).train()
+        self.opt_g, self.opt_d = build_optimizers(self.G, self.D, train, device, capturable=use_graph)
+        if self._resume_state is not None:
+            self.opt_g.load_state_dict(self._resume_state["opt_g"])
+            self.opt_d.load_state_dict(self._resume_state["opt_d"])
+        g_net, d_net = self.G, self.D
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if on_cuda else None
+            g_net, d_net = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
+        self.gan = GANStep(g_net, d_net, self.opt_g, self.opt_d, self.bank, train.batch_size, model.nz,
+                           device, self.amp, d_inner=self.D)
+        self.flush_every = train.flush_every or (50 if on_cuda else 1)
+        self.grid_z = latents(model, GRID_SEED, train.grid_size, device=device)
+
+    # -- resume -------------------------------------------------------------------------
+    def _load_resume(self) -> None:
+        self._resume_state = None
+        found = run_checkpoints(self.run_dir)
+        if not found:
+            raise CheckpointError(f"{self.run_dir}: nothing to resume (no checkpoints/step-* inside)")
+        path = found[-1]
+        meta = load_weights_into(path, self.G, self.D)
+        if DataSpec.from_dict(meta.get("data") or {}) != self.data:
+            raise CheckpointError(f"{path}: checkpoint was trained on different data ({meta.get('data')})")
+        state = load_train_state(path)
+        if state is None:
+            raise CheckpointError(f"{path}: has no optimizer state ({path.name}/train_state.pt); cannot resume exactly")
+        self._resume_state = state
+        self.step, self.epoch = int(meta["step"]), int(meta["epoch"])
+        self._truncate_log(self.step)
+
+    _resume_state: dict[str, Any] | None = None
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines past ``step`` (a killed run may have logged steps after its last checkpoint)."""
+        log = self.run_dir / LOG_FILE
+        if not log.exists() or self.rank != 0:
+            return
+        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        log.write_text("".join(ln + "\n" for ln in keep))
+
+    # -- randomness ---------------------------------------------------------------------
+    def _epoch_perm(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.n_images, generator=_seeded(self.device, self.cfg.seed, 1, epoch), device=self.device)
+
+    def _fill_inputs(self, perm: torch.Tensor, step: int) -> None:
+        b = self.cfg.batch_size
+        i = step % self.steps_per_epoch
+        start = (i * self.world + self.rank) * b
+        self.gan.idx.copy_(perm[start : start + b])
+        gen = _seeded(self.device, self.cfg.seed, 2, step, self.rank)
+        if self.model_cfg.z_dist == "uniform":
+            torch.rand(self.gan.z.shape, generator=gen, device=self.device, out=self.gan.z)
+            self.gan.z.mul_(2).sub_(1)
+        else:
+            torch.randn(self.gan.z.shape, generator=gen, device=self.device, out=self.gan.z)
+
+    # -- outputs ------------------------------------------------------------------------
+    def _save(self, metrics: dict[str, float]) -> Path:
+        state = {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        path = save_checkpoint(
+            self.run_dir / "checkpoints" / f"step-{self.step:08d}", self.G, self.D, data=self.data,
+            train=self.cfg.to_dict() | {"world_size": self.world}, step=self.step, epoch=self.epoch,
+            metrics=metrics, train_state=state,
+        )
+        for old in run_checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def _write_grid(self, epoch: int) -> None:
+        was_training = self.G.training
+        self.G.eval()
+        with torch.no_grad():
+            fake = self.G(self.grid_z)
+        self.G.train(was_training)
+        save_png(self.run_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png", grid(fake), scale=2)
+
+    def _flush(self, buf: torch.Tensor, steps: list[int], t_last: float, log_fh) -> tuple[dict[str, float], float]:
+        rows = buf[: len(steps)].cpu().tolist()
+        now = time.perf_counter()
+        ips = len(steps) * self.cfg.batch_size * self.world / max(now - t_last, 1e-9)
+        last: dict[str, float] = {}
+        for step, row in zip(steps, rows):
+            rec = {"step": step, "epoch": (step - 1) // self.steps_per_epoch + 1}
+            rec.update({k: float(v) for k, v in zip(GANStep.METRICS, row)})
+            rec["img_per_s"] = round(ips, 1)
+            if not all(math.isfinite(v) for v in row):
+                raise TrainingStopped(
+                    f"non-finite loss at step {step} ({rec}); stopped, last good checkpoint kept in {self.run_dir / 'checkpoints'}"
+                )
+            self._collapse_run = self._collapse_run + 1 if rec["d_g_z1"] < self.cfg.collapse_threshold else 0
+            if self.cfg.collapse_steps and self._collapse_run >= self.cfg.collapse_steps:
+                raise TrainingStopped(
+                    f"collapse at step {step}: D(G(z)) < {self.cfg.collapse_threshold} for {self._collapse_run} steps; "
+                    f"stopped, last good checkpoint kept in {self.run_dir / 'checkpoints'}"
+                )
+            if log_fh is not None:
+                log_fh.write(json.dumps(rec) + "\n")
+            last = rec
+        if log_fh is not None:
+            log_fh.flush()
+        return last, now
+
+    _collapse_run = 0
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> Path | None:
+        """Train to ``total_steps``; returns the final checkpoint path (rank 0) or None."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.rank == 0
+        if main:
+            (self.run_dir / "run.json").write_text(json.dumps({
+                "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "data": self.data.to_dict(),
+                "world_size": self.world, "device": str(self.device), "amp": self.amp,
+                "channels_last": self.channels_last, "cuda_graph": self.use_graph,
+                "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+            }, indent=2) + "\n")
+        log_fh = open(self.run_dir / LOG_FILE, "a") if main else None
+        bar = None
+        if main and self.cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+        buf = torch.zeros(self.flush_every, len(GANStep.METRICS), device=self.device)
+        pending: list[int] = []
+        last: dict[str, float] = {}
+        perm_epoch, perm = -1, None
+        t_last = time.perf_counter()
+        final: Path | None = None
+        try:
+            while self.step < self.total_steps:
+                epoch = self.step // self.steps_per_epoch
+                if epoch != perm_epoch:
+                    perm, perm_epoch = self._epoch_perm(epoch), epoch
+                self._fill_inputs(perm, self.step)
+                if self.use_graph and self.gan.graph is None:
+                    self.gan.run_and_capture()
+                else:
+                    self.gan.run()
+                buf[len(pending)].copy_(self.gan.metrics)
+                self.step += 1
+                self.epoch = (self.step - 1) // self.steps_per_epoch + 1
+                pending.append(self.step)
+                epoch_done = self.step % self.steps_per_epoch == 0
+                ckpt_due = self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
+                if len(pending) == self.flush_every or epoch_done or ckpt_due or self.step == self.total_steps:
+                    last, t_last = self._flush(buf, pending, t_last, log_fh)
+                    pending = []
+                    if bar is not None:
+                        bar.update(last["step"] - bar.n)
+                        bar.set_postfix_str(
+                            f"ep {last['epoch']} loss_d {last['loss_d']:.3f} loss_g {last['loss_g']:.3f} "
+                            f"D(x) {last['d_x']:.2f} D(G(z)) {last['d_g_z1']:.2f} {last['img_per_s']:.0f} img/s"
+                        )
+                if main and epoch_done:
+                    self._write_grid(self.epoch)
+                if main and (ckpt_due or self.step == self.total_steps):
+                    final = self._save(last)
+                    t_last = time.perf_counter()
+        finally:
+            if bar is not None:
+                bar.close()
+            if log_fh is not None:
+                log_fh.close()
+        return final
