@@ -56,6 +56,7 @@ class TrainConfig:
 
     epochs: int = 5
     max_steps: int | None = None
+    max_seconds: float | None = None  # stop (with a checkpoint) once this much wall time has passed
     batch_size: int = 128
     lr: float = 2e-4
     beta1: float = 0.5
@@ -223,6 +224,14 @@ def _dist_info() -> tuple[int, int, int]:
     return 0, 1, 0
 
 
+def _init_process_group(device: torch.device) -> None:
+    """Join torchrun's process group (nccl on CUDA, gloo on CPU) unless already joined."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
 def build_optimizers(G: torch.nn.Module, D: torch.nn.Module, cfg: TrainConfig, device: torch.device,
                      capturable: bool) -> tuple[torch.optim.Adam, torch.optim.Adam]:
     kw: dict[str, Any] = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -240,6 +249,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.rank, self.world, local_rank = _dist_info()
         device = _resolve_device(train.device)
+        if self.world > 1:
+            _init_process_group(device)
         if device.type == "cuda" and self.world > 1:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
@@ -262,6 +273,8 @@ class Trainer:
         if use_graph and (not on_cuda or self.world > 1):
             raise ValueError("cuda_graph=on needs a single-process CUDA run")
         self.use_graph = use_graph
+        if train.max_seconds and self.world > 1:
+            raise ValueError("max_seconds is for single-process runs (ranks would stop at different steps)")
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)
@@ -400,7 +413,7 @@ class Trainer:
         pending: list[int] = []
         last: dict[str, float] = {}
         perm_epoch, perm = -1, None
-        t_last = time.perf_counter()
+        t_last = t_start = time.perf_counter()
         final: Path | None = None
         try:
             while self.step < self.total_steps:
@@ -418,6 +431,8 @@ class Trainer:
                 pending.append(self.step)
                 epoch_done = self.step % self.steps_per_epoch == 0
                 ckpt_due = self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
+                if self.cfg.max_seconds and len(pending) == self.flush_every and time.perf_counter() - t_start > self.cfg.max_seconds:
+                    self.total_steps = self.step  # out of time: finish here with a final checkpoint
                 if len(pending) == self.flush_every or epoch_done or ckpt_due or self.step == self.total_steps:
                     last, t_last = self._flush(buf, pending, t_last, log_fh)
                     pending = []

@@ -1,0 +1,299 @@
+"""Train every shipped checkpoint in one run (made for one H200 lease; --tiny runs it on a CPU).
+
+    python scripts/train_shipped.py --out OUT [--fashion-dir DIR] [--tiny]
+
+Jobs, in order of importance, each in its own try block so one failure does not lose the rest:
+  bench      benchmarks/train_throughput.py at batch 128 and 1024 (toolkit vs reference)
+  synth      render the rooms and faces sets on the device and time it
+  rooms64    DCGAN on rooms (paper width 64), epoch grids kept
+  faces64    DCGAN on faces
+  fashion32  DCGAN on Fashion-MNIST train split (1 channel, 32x32)
+  fashion-overfit  the same architecture on 256 training images for many steps
+  segmenter / face-attributes / fashion-classifier  the evaluation helpers
+
+Each finished checkpoint is exported with fp16 weights into OUT/ship/<name>/ together with
+its sample grids and a gzipped copy of its training log; OUT/results.json gathers timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dcgan_viz.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from dcgan_viz.data.spec import DataSpec  # noqa: E402
+from dcgan_viz.models import ModelConfig  # noqa: E402
+from dcgan_viz.train import Trainer, TrainConfig  # noqa: E402
+
+RESULTS: dict = {"jobs": {}}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def job(name: str):
+    def wrap(fn):
+        def run(*a, **kw):
+            t0 = time.perf_counter()
+            log(f"== {name}")
+            try:
+                out = fn(*a, **kw)
+                RESULTS["jobs"][name] = {"ok": True, "seconds": round(time.perf_counter() - t0, 1), **(out or {})}
+            except Exception as exc:  # noqa: BLE001 - keep going with the other jobs
+                traceback.print_exc()
+                RESULTS["jobs"][name] = {"ok": False, "seconds": round(time.perf_counter() - t0, 1), "error": repr(exc)[:500]}
+            log(f"   {name}: {json.dumps(RESULTS['jobs'][name])[:400]}")
+            return RESULTS["jobs"][name]
+        return run
+    return wrap
+
+
+def render(kind: str, count: int, test_count: int, size: int, device: torch.device, chunk: int):
+    """Render train + test sets of a synthetic source on ``device``; returns dict of CPU/GPU tensors."""
+    if kind == "rooms":
+        from dcgan_viz.data.rooms import render_rooms as fn
+    else:
+        from dcgan_viz.data.faces import render_faces as fn
+    parts: dict[str, list] = {"images": [], "masks": [], "attributes": []}
+    total = count + test_count
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for start in range(0, total, chunk):
+        b = fn(0, torch.arange(start, min(total, start + chunk), device=device), size=size, device=device)
+        parts["images"].append(b.images)
+        parts["masks"].append(b.masks)
+        if hasattr(b, "attributes"):
+            parts["attributes"].append(b.attributes)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    out = {k: torch.cat(v) for k, v in parts.items() if v}
+    return out, dt
+
+
+def export(run_dir: Path, ship: Path, name: str, extra_files: dict[str, Path], card_facts: dict) -> dict:
+    """Re-save the run's final checkpoint with fp16 weights (no optimizer state) into ship/name."""
+    bundle = load_checkpoint(run_dir, device="cpu")
+    dest = ship / name
+    save_checkpoint(dest, bundle.G, bundle.D, data=bundle.data, train=bundle.train, step=bundle.meta["step"],
+                    epoch=bundle.meta["epoch"], metrics=bundle.metrics, half=True,
+                    extra={"training_run": card_facts})
+    for target, src in extra_files.items():
+        if src.exists():
+            shutil.copy(src, dest / target)
+    logf = run_dir / "log.jsonl"
+    if logf.exists():
+        with open(logf, "rb") as fi, gzip.open(dest / "log.jsonl.gz", "wb") as fo:
+            shutil.copyfileobj(fi, fo)
+    return {"step": bundle.meta["step"], "epoch": bundle.meta["epoch"], "final_metrics": bundle.metrics}
+
+
+def train_gan(name: str, images: torch.Tensor, spec: DataSpec, model: ModelConfig, cfg: TrainConfig,
+              work: Path, ship: Path) -> dict:
+    run_dir = work / name
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    t0 = time.perf_counter()
+    trainer = Trainer(model, cfg, spec, images, run_dir)
+    trainer.run()
+    wall = time.perf_counter() - t0
+    lines = (run_dir / "log.jsonl").read_text().splitlines()
+    ips = [json.loads(x)["img_per_s"] for x in lines[len(lines) // 4:]] if lines else [0]
+    facts = {
+        "wall_seconds": round(wall, 1), "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor(),
+        "torch": torch.__version__, "median_img_per_s": round(sorted(ips)[len(ips) // 2], 1),
+        "steps": trainer.step, "steps_per_epoch": trainer.steps_per_epoch, "amp_bf16": trainer.amp,
+        "cuda_graph": trainer.use_graph, "channels_last": trainer.channels_last,
+    }
+    samples = run_dir / "samples"
+    grids = {f"epoch_{e:03d}.png": samples / f"epoch_{e:03d}.png" for e in (1, 5)}
+    last = sorted(samples.glob("epoch_*.png"))
+    if last:
+        grids["samples_final.png"] = last[-1]
+    return facts | export(run_dir, ship, name, grids, facts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--fashion-dir", default=None)
+    ap.add_argument("--tiny", action="store_true", help="CPU smoke test with tiny sizes")
+    ap.add_argument("--skip", nargs="*", default=[])
+    ap.add_argument("--gan-seconds", type=float, default=95.0)
+    args = ap.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tiny = args.tiny
+    work, ship = args.out / "work", args.out / "ship"
+    ship.mkdir(parents=True, exist_ok=True)
+    RESULTS["env"] = {"torch": torch.__version__, "device": str(device),
+                      "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None}
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    log(f"env {RESULTS['env']}")
+    t_all = time.perf_counter()
+
+    @job("bench")
+    def bench_job():
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from train_throughput import bench
+
+        cfg = ModelConfig(image_size=64, ngf=64, ndf=64) if not tiny else ModelConfig(image_size=32, ngf=8, ndf=8)
+        rows = []
+        for b in ([128, 1024] if device.type == "cuda" else [16]):
+            r = bench(cfg, b, device, steps=max(20, 12800 // b) if not tiny else 2, rounds=3 if not tiny else 1,
+                      amp=True, channels_last=True, graph=device.type == "cuda", n_images=max(4 * b, 4096))
+            log(f"   bench {r}")
+            rows.append(r)
+        return {"rows": rows}
+
+    if "bench" not in args.skip:
+        bench_job()
+
+    size = 64 if not tiny else 32
+    n_train, n_test = (100_000, 10_000) if not tiny else (512, 128)
+    chunk = 8192 if device.type == "cuda" else 1024
+    data: dict = {}
+
+    @job("synth")
+    def synth_job():
+        facts = {}
+        for kind in ("rooms", "faces"):
+            sets, dt = render(kind, n_train, n_test, size, device, chunk)
+            data[kind] = sets
+            facts[kind] = {"images": n_train + n_test, "seconds": round(dt, 2), "img_per_s": round((n_train + n_test) / dt, 1)}
+        return facts
+
+    synth_job()
+
+    gan_s = args.gan_seconds if not tiny else 5.0
+    width = 64 if not tiny else 8
+
+    def gan_cfg(seconds: float, **kw) -> TrainConfig:
+        base = dict(epochs=200, batch_size=128 if not tiny else 32, max_seconds=seconds, checkpoint_every=20_000,
+                    progress=False, seed=0)
+        base.update(kw)
+        return TrainConfig(**base)
+
+    for kind in ("rooms", "faces"):
+        name = f"{kind}64"
+
+        @job(name)
+        def gan_job(kind=kind, name=name):
+            images = data[kind]["images"][:n_train]
+            spec = DataSpec(source=kind, size=size, channels=3, seed=0, count=n_train, test_count=n_test)
+            model = ModelConfig(image_size=size, ngf=width, ndf=width, nc=3)
+            return train_gan(name, images, spec, model, gan_cfg(gan_s), work, ship)
+
+        if name not in args.skip and kind in data:
+            gan_job()
+
+    fashion: dict = {}
+
+    @job("fashion-data")
+    def fashion_data_job():
+        from dcgan_viz.data.loading import load_imageset
+
+        for split in ("train", "test"):
+            spec = DataSpec(source="fashion-mnist", path=args.fashion_dir, size=32, channels=1, split=split,
+                            count=None if not tiny else 512)
+            fashion[split] = load_imageset(spec)
+        return {k: len(v) for k, v in fashion.items()}
+
+    fashion_data_job()
+
+    if "train" in fashion:
+        @job("fashion32")
+        def fashion32_job():
+            s = fashion["train"]
+            model = ModelConfig(image_size=32, ngf=width, ndf=width, nc=1)
+            return train_gan("fashion32", torch.from_numpy(s.images[:]), s.spec, model,
+                             gan_cfg(gan_s * 0.5), work, ship)
+
+        @job("fashion-overfit")
+        def overfit_job():
+            s = fashion["train"]
+            n = 256 if not tiny else 64
+            spec = DataSpec.from_dict(s.spec.to_dict() | {"count": n})
+            model = ModelConfig(image_size=32, ngf=width, ndf=width, nc=1)
+            cfg = gan_cfg(gan_s * 0.4, batch_size=64 if not tiny else 32, collapse_steps=0, epochs=1_000_000)
+            return train_gan("fashion-overfit", torch.from_numpy(s.images[:n]), spec, model, cfg, work, ship)
+
+        if "fashion32" not in args.skip:
+            fashion32_job()
+        if "fashion-overfit" not in args.skip:
+            overfit_job()
+
+    eval_steps = 3000 if not tiny else 20
+
+    @job("segmenter")
+    def seg_job():
+        from dcgan_viz.data.rooms import ROOM_CLASSES
+        from dcgan_viz.evaluation import evaluate_segmenter, save_evaluator, train_segmenter
+
+        d = data["rooms"]
+        model, train_metrics = train_segmenter(d["images"][:n_train], d["masks"][:n_train], len(ROOM_CLASSES),
+                                               steps=eval_steps, batch_size=128, device=device, seed=0)
+        metrics = evaluate_segmenter(model, d["images"][n_train:], d["masks"][n_train:])
+        spec = DataSpec(source="rooms", size=size, seed=0, count=n_train, test_count=n_test)
+        save_evaluator(model, ship / "rooms-segmenter", {"kind": "segmenter", "classes": list(ROOM_CLASSES),
+                       "metrics": metrics, "train_metrics": train_metrics, "data_spec": spec.to_dict(), "steps": eval_steps})
+        return {"metrics": metrics}
+
+    @job("face-attributes")
+    def attr_job():
+        from dcgan_viz.data.faces import FACE_ATTRIBUTE_KINDS, FACE_ATTRIBUTES
+        from dcgan_viz.evaluation import evaluate_attribute_classifier, save_evaluator, train_attribute_classifier
+
+        d = data["faces"]
+        kinds = {a: FACE_ATTRIBUTE_KINDS[a] for a in FACE_ATTRIBUTES}
+        model, train_metrics = train_attribute_classifier(d["images"][:n_train], d["attributes"][:n_train], kinds,
+                                                          steps=eval_steps, batch_size=128, device=device, seed=0)
+        metrics = evaluate_attribute_classifier(model, d["images"][n_train:], d["attributes"][n_train:])
+        spec = DataSpec(source="faces", size=size, seed=0, count=n_train, test_count=n_test)
+        save_evaluator(model, ship / "faces-attributes", {"kind": "attributes", "attribute_names": list(FACE_ATTRIBUTES),
+                       "attribute_kinds": kinds, "metrics": metrics, "train_metrics": train_metrics,
+                       "data_spec": spec.to_dict(), "steps": eval_steps})
+        return {"metrics": metrics}
+
+    @job("fashion-classifier")
+    def clf_job():
+        from dcgan_viz.evaluation import evaluate_classifier, save_evaluator, train_classifier
+
+        tr, te = fashion["train"], fashion["test"]
+        model, train_metrics = train_classifier(torch.from_numpy(tr.images[:]), torch.from_numpy(tr.labels[:]), 10,
+                                                steps=eval_steps, batch_size=128, device=device, seed=0)
+        metrics = evaluate_classifier(model, torch.from_numpy(te.images[:]), torch.from_numpy(te.labels[:]))
+        save_evaluator(model, ship / "fashion-classifier", {"kind": "classifier", "label_names": list(tr.label_names or []),
+                       "metrics": metrics, "train_metrics": train_metrics, "data_spec": tr.spec.to_dict(), "steps": eval_steps})
+        return {"metrics": metrics}
+
+    if "rooms" in data and "segmenter" not in args.skip:
+        seg_job()
+    if "faces" in data and "face-attributes" not in args.skip:
+        attr_job()
+    if "train" in fashion and "fashion-classifier" not in args.skip:
+        clf_job()
+
+    RESULTS["total_seconds"] = round(time.perf_counter() - t_all, 1)
+    (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=str))
+    log(f"done in {RESULTS['total_seconds']} s")
+    for k, v in RESULTS["jobs"].items():
+        print(f"{k:18s} ok={v['ok']} {v['seconds']:7.1f}s {json.dumps({x: y for x, y in v.items() if x not in ('ok', 'seconds', 'rows', 'final_metrics')})[:300]}")
+
+
+if __name__ == "__main__":
+    main()
