@@ -72,15 +72,17 @@ class DataSpec:
         text = text.strip()
         if not text:
             raise ValueError("empty data spec")
-        source, _, rest = text.partition(":")
-        source = source.strip().lower()
+        cut = min((i for i in (text.find(":"), text.find(",")) if i >= 0), default=len(text))
+        source, rest = text[:cut].strip().lower(), text[cut + 1 :]
+        if cut < len(text) and text[cut] == ",":
+            rest = "," + rest  # no path: only options follow
         kwargs: dict[str, Any] = dict(defaults)
         options: dict[str, Any] = dict(kwargs.pop("options", {}) or {})
         path = None
         if rest:
             items = rest.split(",")
             if "=" not in items[0]:
-                path = items[0]
+                path = items[0] or None
                 items = items[1:]
             for item in items:
                 if not item:
@@ -107,7 +109,8 @@ class ImageSet:
     images: uint8 array (N, H, W, C) (may be a np.memmap). labels: int64 (N,) class labels or
     None. attributes: float32 (N, A) (faces, CelebA) with ``attribute_names``. masks: uint8
     (N, H, W) per-pixel class ids with ``mask_names`` (rooms classes, face parts).
-    boxes: per-image list of (class_id, x0, y0, x1, y1) pixel boxes (rooms) or None.
+    boxes: float32 (N, MAX_OBJECTS, 5) rows (class_id, x0, y0, x1, y1) in pixels, class_id -1 =
+    padding (rooms), or None.
     """
 
     images: np.ndarray
@@ -118,7 +121,7 @@ class ImageSet:
     attribute_names: tuple[str, ...] | None = None
     masks: np.ndarray | None = None
     mask_names: tuple[str, ...] | None = None
-    boxes: list | None = None
+    boxes: np.ndarray | None = None
     skipped: int = 0
 
     def __len__(self) -> int:
