@@ -73,6 +73,9 @@ def train(
     device: str = typer.Option(_T.device, help="auto, cpu, cuda, cuda:1 ..."),
     amp: str = typer.Option(_T.amp, help="auto (bf16 on CUDA), bf16, off."),
     cuda_graph: str = typer.Option(_T.cuda_graph, help="auto, on, off."),
+    channels_last: str = typer.Option(_T.channels_last, help="auto (on CUDA), on, off."),
+    keep_checkpoints: int = typer.Option(_T.keep_checkpoints, help="How many step checkpoints to keep."),
+    max_seconds: Optional[float] = typer.Option(None, help="Stop (with a checkpoint) after this much wall time."),
     checkpoint_every: int = typer.Option(_T.checkpoint_every, help="Steps between checkpoints."),
     collapse_steps: int = typer.Option(_T.collapse_steps, help="Stop after this many steps with D(G(z)) ~ 0 (0 = never)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-cache directory for the data."),
@@ -90,7 +93,8 @@ def train(
         nc = int(images.images.shape[-1])
         model = ModelConfig(image_size=image_size, nz=nz, ngf=ngf, ndf=ndf, nc=nc, z_dist=z_dist)
         cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, beta1=beta1, seed=seed,
-                          device=device, amp=amp, cuda_graph=cuda_graph, checkpoint_every=checkpoint_every,
+                          device=device, amp=amp, cuda_graph=cuda_graph, channels_last=channels_last,
+                          checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, max_seconds=max_seconds,
                           collapse_steps=collapse_steps, progress=not no_progress)
         trainer = Trainer(model, cfg, images.spec, images.images, out, resume=resume)
         final = trainer.run()

@@ -72,6 +72,7 @@ class TrainConfig:
     collapse_steps: int = 1000  # stop when D(G(z)) < collapse_threshold this many steps in a row; 0 = never
     collapse_threshold: float = 1e-3
     grid_size: int = 64
+    grid_every: int = 1  # epochs between fixed-noise sample grids (epochs 1 and 5 always get one)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -433,7 +434,8 @@ class Trainer:
                 ckpt_due = self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
                 if self.cfg.max_seconds and len(pending) == self.flush_every and time.perf_counter() - t_start > self.cfg.max_seconds:
                     self.total_steps = self.step  # out of time: finish here with a final checkpoint
-                if len(pending) == self.flush_every or epoch_done or ckpt_due or self.step == self.total_steps:
+                grid_due = main and epoch_done and (self.epoch in (1, 5) or self.epoch % max(1, self.cfg.grid_every) == 0)
+                if len(pending) == self.flush_every or ckpt_due or self.step == self.total_steps:
                     last, t_last = self._flush(buf, pending, t_last, log_fh)
                     pending = []
                     if bar is not None:
@@ -442,7 +444,7 @@ class Trainer:
                             f"ep {last['epoch']} loss_d {last['loss_d']:.3f} loss_g {last['loss_g']:.3f} "
                             f"D(x) {last['d_x']:.2f} D(G(z)) {last['d_g_z1']:.2f} {last['img_per_s']:.0f} img/s"
                         )
-                if main and epoch_done:
+                if grid_due:
                     self._write_grid(self.epoch)
                 if main and (ckpt_due or self.step == self.total_steps):
                     final = self._save(last)

@@ -38,6 +38,7 @@ from dcgan_viz.models import ModelConfig  # noqa: E402
 from dcgan_viz.train import Trainer, TrainConfig  # noqa: E402
 
 RESULTS: dict = {"jobs": {}}
+AFTER_JOB: list = []  # called after each job: save results and pack what is done (a timeout loses nothing)
 
 
 def log(msg: str) -> None:
@@ -56,9 +57,16 @@ def job(name: str):
                 traceback.print_exc()
                 RESULTS["jobs"][name] = {"ok": False, "seconds": round(time.perf_counter() - t0, 1), "error": repr(exc)[:500]}
             log(f"   {name}: {json.dumps(RESULTS['jobs'][name])[:400]}")
+            if AFTER_JOB:
+                AFTER_JOB[0]()
             return RESULTS["jobs"][name]
         return run
     return wrap
+
+
+def _slim(metrics: dict) -> dict:
+    """Training metrics without the per-step loss history (kept small for the card)."""
+    return {k: v for k, v in metrics.items() if k != "loss_history"}
 
 
 def render(kind: str, count: int, test_count: int, size: int, device: torch.device, chunk: int):
@@ -108,8 +116,19 @@ def train_gan(name: str, images: torch.Tensor, spec: DataSpec, model: ModelConfi
     if run_dir.exists():
         shutil.rmtree(run_dir)
     t0 = time.perf_counter()
-    trainer = Trainer(model, cfg, spec, images, run_dir)
-    trainer.run()
+    try:
+        trainer = Trainer(model, cfg, spec, images, run_dir)
+        trainer.run()
+    except Exception:  # noqa: BLE001 - e.g. a graph-capture failure: retry eagerly rather than lose the model
+        if cfg.cuda_graph == "off" or not torch.cuda.is_available():
+            raise
+        traceback.print_exc()
+        log(f"   {name}: retrying without CUDA graph")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cfg = TrainConfig.from_dict(cfg.to_dict() | {"cuda_graph": "off"})
+        t0 = time.perf_counter()
+        trainer = Trainer(model, cfg, spec, images, run_dir)
+        trainer.run()
     wall = time.perf_counter() - t0
     lines = (run_dir / "log.jsonl").read_text().splitlines()
     ips = [json.loads(x)["img_per_s"] for x in lines[len(lines) // 4:]] if lines else [0]
@@ -127,6 +146,30 @@ def train_gan(name: str, images: torch.Tensor, spec: DataSpec, model: ModelConfi
     return facts | export(run_dir, ship, name, grids, facts)
 
 
+PACKS = {"rooms64": ["rooms64"], "faces64": ["faces64"], "fashion": ["fashion32", "fashion-overfit"],
+         "evaluators": ["rooms-segmenter", "faces-attributes", "fashion-classifier"]}
+
+
+def pack(ship: Path, dest: Path) -> None:
+    """Tar the exported checkpoints into a few files (the device returns at most 8 files of 16 MB);
+    training logs go into logs.tar so each checkpoint tar stays small."""
+    import tarfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    no_logs = lambda ti: None if ti.name.endswith("log.jsonl.gz") else ti  # noqa: E731
+    for name, members in PACKS.items():
+        present = [m for m in members if (ship / m).is_dir()]
+        if present:
+            with tarfile.open(dest / f"{name}.tar", "w") as tf:
+                for m in present:
+                    tf.add(ship / m, arcname=m, filter=no_logs)
+    with tarfile.open(dest / "logs.tar", "w") as tf:
+        for logf in sorted(ship.glob("*/log.jsonl.gz")):
+            tf.add(logf, arcname=f"{logf.parent.name}/log.jsonl.gz")
+    for f in sorted(dest.iterdir()):
+        log(f"packed {f.name}: {f.stat().st_size / 1e6:.1f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
@@ -134,6 +177,8 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="CPU smoke test with tiny sizes")
     ap.add_argument("--skip", nargs="*", default=[])
     ap.add_argument("--gan-seconds", type=float, default=95.0)
+    ap.add_argument("--eval-scale", type=float, default=1.0, help="scale the evaluators' default step counts")
+    ap.add_argument("--pack", type=Path, default=None, help="tar the exported checkpoints into this folder")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tiny = args.tiny
@@ -144,6 +189,14 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     log(f"env {RESULTS['env']}")
+
+    def checkpoint_results() -> None:
+        (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=str))
+        if args.pack:
+            pack(ship, args.pack)
+            shutil.copy(args.out / "results.json", args.pack / "results.json")
+
+    AFTER_JOB.append(checkpoint_results)
     t_all = time.perf_counter()
 
     @job("bench")
@@ -172,7 +225,12 @@ def main() -> None:
     def synth_job():
         facts = {}
         for kind in ("rooms", "faces"):
-            sets, dt = render(kind, n_train, n_test, size, device, chunk)
+            try:
+                sets, dt = render(kind, n_train, n_test, size, device, chunk)
+            except Exception:  # noqa: BLE001 - fall back to the CPU rather than lose the GAN runs
+                traceback.print_exc()
+                sets, dt = render(kind, n_train, n_test, size, torch.device("cpu"), 2048)
+                facts[f"{kind}_fallback"] = "cpu"
             data[kind] = sets
             facts[kind] = {"images": n_train + n_test, "seconds": round(dt, 2), "img_per_s": round((n_train + n_test) / dt, 1)}
         return facts
@@ -229,7 +287,8 @@ def main() -> None:
             n = 256 if not tiny else 64
             spec = DataSpec.from_dict(s.spec.to_dict() | {"count": n})
             model = ModelConfig(image_size=32, ngf=width, ndf=width, nc=1)
-            cfg = gan_cfg(gan_s * 0.4, batch_size=64 if not tiny else 32, collapse_steps=0, epochs=1_000_000)
+            cfg = gan_cfg(gan_s * 0.4, batch_size=64 if not tiny else 32, collapse_steps=0, epochs=1_000_000,
+                          grid_every=500, flush_every=200 if device.type == "cuda" else None)
             return train_gan("fashion-overfit", torch.from_numpy(s.images[:n]), spec, model, cfg, work, ship)
 
         if "fashion32" not in args.skip:
@@ -237,7 +296,8 @@ def main() -> None:
         if "fashion-overfit" not in args.skip:
             overfit_job()
 
-    eval_steps = 3000 if not tiny else 20
+    def steps(default: int) -> int:
+        return max(20, int(default * args.eval_scale)) if not tiny else 20
 
     @job("segmenter")
     def seg_job():
@@ -246,11 +306,12 @@ def main() -> None:
 
         d = data["rooms"]
         model, train_metrics = train_segmenter(d["images"][:n_train], d["masks"][:n_train], len(ROOM_CLASSES),
-                                               steps=eval_steps, batch_size=128, device=device, seed=0)
-        metrics = evaluate_segmenter(model, d["images"][n_train:], d["masks"][n_train:])
+                                               steps=steps(4000), device=device, seed=0,
+                                               class_names=list(ROOM_CLASSES))
+        metrics = evaluate_segmenter(model, d["images"][n_train:], d["masks"][n_train:], class_names=list(ROOM_CLASSES))
         spec = DataSpec(source="rooms", size=size, seed=0, count=n_train, test_count=n_test)
-        save_evaluator(model, ship / "rooms-segmenter", {"kind": "segmenter", "classes": list(ROOM_CLASSES),
-                       "metrics": metrics, "train_metrics": train_metrics, "data_spec": spec.to_dict(), "steps": eval_steps})
+        save_evaluator(model, ship / "rooms-segmenter", {"classes": list(ROOM_CLASSES), "metrics": metrics,
+                       "training": _slim(train_metrics), "data_spec": spec.to_dict()}, half=True)
         return {"metrics": metrics}
 
     @job("face-attributes")
@@ -260,13 +321,14 @@ def main() -> None:
 
         d = data["faces"]
         kinds = {a: FACE_ATTRIBUTE_KINDS[a] for a in FACE_ATTRIBUTES}
+        kinds = {a: {"binary": "categorical:2"}.get(k, k) for a, k in kinds.items()}
+        kinds |= {a: "continuous_signed" for a in ("yaw", "gaze") if kinds.get(a) == "continuous"}
         model, train_metrics = train_attribute_classifier(d["images"][:n_train], d["attributes"][:n_train], kinds,
-                                                          steps=eval_steps, batch_size=128, device=device, seed=0)
+                                                          steps=steps(4000), device=device, seed=0)
         metrics = evaluate_attribute_classifier(model, d["images"][n_train:], d["attributes"][n_train:])
         spec = DataSpec(source="faces", size=size, seed=0, count=n_train, test_count=n_test)
-        save_evaluator(model, ship / "faces-attributes", {"kind": "attributes", "attribute_names": list(FACE_ATTRIBUTES),
-                       "attribute_kinds": kinds, "metrics": metrics, "train_metrics": train_metrics,
-                       "data_spec": spec.to_dict(), "steps": eval_steps})
+        save_evaluator(model, ship / "faces-attributes", {"metrics": metrics, "data_spec": spec.to_dict(),
+                       "training": _slim(train_metrics)}, half=True)
         return {"metrics": metrics}
 
     @job("fashion-classifier")
@@ -275,10 +337,10 @@ def main() -> None:
 
         tr, te = fashion["train"], fashion["test"]
         model, train_metrics = train_classifier(torch.from_numpy(tr.images[:]), torch.from_numpy(tr.labels[:]), 10,
-                                                steps=eval_steps, batch_size=128, device=device, seed=0)
+                                                steps=steps(5000), device=device, seed=0, hflip=True)
         metrics = evaluate_classifier(model, torch.from_numpy(te.images[:]), torch.from_numpy(te.labels[:]))
-        save_evaluator(model, ship / "fashion-classifier", {"kind": "classifier", "label_names": list(tr.label_names or []),
-                       "metrics": metrics, "train_metrics": train_metrics, "data_spec": tr.spec.to_dict(), "steps": eval_steps})
+        save_evaluator(model, ship / "fashion-classifier", {"label_names": list(tr.label_names or []), "metrics": metrics,
+                       "training": _slim(train_metrics), "data_spec": tr.spec.to_dict()}, half=True)
         return {"metrics": metrics}
 
     if "rooms" in data and "segmenter" not in args.skip:
@@ -290,6 +352,8 @@ def main() -> None:
 
     RESULTS["total_seconds"] = round(time.perf_counter() - t_all, 1)
     (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=str))
+    if args.pack:
+        pack(ship, args.pack)
     log(f"done in {RESULTS['total_seconds']} s")
     for k, v in RESULTS["jobs"].items():
         print(f"{k:18s} ok={v['ok']} {v['seconds']:7.1f}s {json.dumps({x: y for x, y in v.items() if x not in ('ok', 'seconds', 'rows', 'final_metrics')})[:300]}")
