@@ -154,6 +154,20 @@ def info(
     _run(go)
 
 
+def _register_commands() -> None:
+    """Analysis verbs live in dcgan_viz/commands/<name>.py, each with ``register(app)``."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for mod in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+        importlib.import_module(f"{commands.__name__}.{mod}").register(app)
+
+
+_register_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

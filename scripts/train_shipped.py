@@ -268,7 +268,10 @@ def main() -> None:
         for split in ("train", "test"):
             spec = DataSpec(source="fashion-mnist", path=args.fashion_dir, size=32, channels=1, split=split,
                             count=None if not tiny else 512)
-            fashion[split] = load_imageset(spec)
+            loaded = load_imageset(spec)
+            # record the default location (where dataset-fashion-mnist installs), not the device's carry folder
+            loaded.spec = DataSpec.from_dict(loaded.spec.to_dict() | {"path": None})
+            fashion[split] = loaded
         return {k: len(v) for k, v in fashion.items()}
 
     fashion_data_job()
@@ -285,7 +288,7 @@ def main() -> None:
         def overfit_job():
             s = fashion["train"]
             n = 256 if not tiny else 64
-            spec = DataSpec.from_dict(s.spec.to_dict() | {"count": n})
+            spec = DataSpec.from_dict(s.spec.to_dict() | {"count": n, "content_hash": None})
             model = ModelConfig(image_size=32, ngf=width, ndf=width, nc=1)
             cfg = gan_cfg(gan_s * 0.4, batch_size=64 if not tiny else 32, collapse_steps=0, epochs=1_000_000,
                           grid_every=500, flush_every=200 if device.type == "cuda" else None)

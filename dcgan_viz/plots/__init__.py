@@ -1,0 +1,1 @@
+"""Plots: analysis Result -> plotly figure or image grid. Nothing here computes an analysis."""
