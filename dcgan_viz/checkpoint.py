@@ -271,3 +271,13 @@ def load_weights_into(path: str | Path, G: Generator, D: Discriminator) -> dict[
     _load_net(G, "G", tensors, path)
     _load_net(D, "D", tensors, path)
     return meta
+
+
+def export_checkpoint(src: str | Path, dest: str | Path, half: bool = True, extra: dict[str, Any] | None = None) -> Path:
+    """Re-save a checkpoint (or a run's newest) for shipping: weights only (fp16 when ``half``),
+    no optimizer state; ``extra`` is merged into checkpoint.json (e.g. how it was trained)."""
+    bundle = load_checkpoint(src, device="cpu")
+    meta = bundle.meta
+    return save_checkpoint(dest, bundle.G, bundle.D, data=bundle.data, train=bundle.train, step=meta["step"],
+                           epoch=meta["epoch"], metrics=bundle.metrics, half=half,
+                           extra={**{k: meta[k] for k in ("training_run",) if k in meta}, **(extra or {})})

@@ -88,6 +88,14 @@ def train(
         from .data.spec import DataSpec
         from .train import Trainer
 
+        ModelConfig(image_size=image_size, nz=nz, ngf=ngf, ndf=ndf, nc=channels or 3, z_dist=z_dist)  # validate early
+        TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, amp=amp, cuda_graph=cuda_graph,
+                    channels_last=channels_last)
+        if resume:
+            from .checkpoint import CheckpointError, run_checkpoints
+
+            if not run_checkpoints(out):
+                raise CheckpointError(f"{out}: nothing to resume (no checkpoints/step-* inside)")
         spec = DataSpec.parse(data, size=image_size, **({"channels": channels} if channels else {}))
         images = load_imageset(spec, cache_dir=cache_dir, progress=not no_progress)
         nc = int(images.images.shape[-1])
@@ -101,6 +109,28 @@ def train(
         if final is not None:
             typer.echo(f"checkpoint: {final}")
             typer.echo(f"samples: {out / 'samples'}")
+    _run(go)
+
+
+@app.command()
+def prepare(
+    source: str = typer.Argument(..., help="Data spec, e.g. fashion-mnist, folder:/photos, rooms:count=5000, celeba:/data/celeba"),
+    out: Path = typer.Option(..., help="Directory of the prepared cache (images.u8 + manifest.json)."),
+    size: int = typer.Option(_M.image_size, help="Square side after centre crop + resize."),
+    channels: Optional[int] = typer.Option(None, help="1 or 3 (default: the source's own)."),
+    split: str = typer.Option("train", help="train or test (held out)."),
+    no_progress: bool = typer.Option(False, "--no-progress"),
+) -> None:
+    """Prepare a source into a memory-mapped uint8 cache that training and analyses read at full speed."""
+    def go() -> None:
+        from .data.prepare import prepare as prepare_cache
+        from .data.spec import DataSpec
+
+        spec = DataSpec.parse(source, size=size, split=split, **({"channels": channels} if channels else {}))
+        result = prepare_cache(spec, out, progress=not no_progress)
+        n, h, w, c = result.images.shape
+        typer.echo(f"prepared {n} images {h}x{w}x{c} in {out} (skipped {result.skipped} unreadable files)")
+        typer.echo(f"train with: dcgan-viz train --data prepared:{out} --image-size {h}")
     _run(go)
 
 

@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
+import warnings
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -110,7 +113,12 @@ class ImageBank:
     """
 
     def __init__(self, images: Any, device: torch.device, max_device_bytes: int | None = None) -> None:
-        tensor = torch.as_tensor(images) if not isinstance(images, torch.Tensor) else images
+        if isinstance(images, np.ndarray):
+            with warnings.catch_warnings():  # a read-only memmap is only ever read: wrap it without a copy
+                warnings.simplefilter("ignore", UserWarning)
+                tensor = torch.from_numpy(images)
+        else:
+            tensor = torch.as_tensor(images)
         if tensor.dtype != torch.uint8 or tensor.dim() != 4:
             raise ValueError(f"training images must be uint8 (N, H, W, C), got {tensor.dtype} {tuple(tensor.shape)}")
         self.n = int(tensor.shape[0])

@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_viz.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from dcgan_viz.checkpoint import export_checkpoint  # noqa: E402
 from dcgan_viz.data.spec import DataSpec  # noqa: E402
 from dcgan_viz.models import ModelConfig  # noqa: E402
 from dcgan_viz.train import Trainer, TrainConfig  # noqa: E402
@@ -95,11 +95,7 @@ def render(kind: str, count: int, test_count: int, size: int, device: torch.devi
 
 def export(run_dir: Path, ship: Path, name: str, extra_files: dict[str, Path], card_facts: dict) -> dict:
     """Re-save the run's final checkpoint with fp16 weights (no optimizer state) into ship/name."""
-    bundle = load_checkpoint(run_dir, device="cpu")
-    dest = ship / name
-    save_checkpoint(dest, bundle.G, bundle.D, data=bundle.data, train=bundle.train, step=bundle.meta["step"],
-                    epoch=bundle.meta["epoch"], metrics=bundle.metrics, half=True,
-                    extra={"training_run": card_facts})
+    dest = export_checkpoint(run_dir, ship / name, half=True, extra={"training_run": card_facts})
     for target, src in extra_files.items():
         if src.exists():
             shutil.copy(src, dest / target)
@@ -107,7 +103,8 @@ def export(run_dir: Path, ship: Path, name: str, extra_files: dict[str, Path], c
     if logf.exists():
         with open(logf, "rb") as fi, gzip.open(dest / "log.jsonl.gz", "wb") as fo:
             shutil.copyfileobj(fi, fo)
-    return {"step": bundle.meta["step"], "epoch": bundle.meta["epoch"], "final_metrics": bundle.metrics}
+    meta = json.loads((dest / "checkpoint.json").read_text())
+    return {"step": meta["step"], "epoch": meta["epoch"], "final_metrics": meta["metrics"]}
 
 
 def train_gan(name: str, images: torch.Tensor, spec: DataSpec, model: ModelConfig, cfg: TrainConfig,
@@ -324,8 +321,6 @@ def main() -> None:
 
         d = data["faces"]
         kinds = {a: FACE_ATTRIBUTE_KINDS[a] for a in FACE_ATTRIBUTES}
-        kinds = {a: {"binary": "categorical:2"}.get(k, k) for a, k in kinds.items()}
-        kinds |= {a: "continuous_signed" for a in ("yaw", "gaze") if kinds.get(a) == "continuous"}
         model, train_metrics = train_attribute_classifier(d["images"][:n_train], d["attributes"][:n_train], kinds,
                                                           steps=steps(4000), device=device, seed=0)
         metrics = evaluate_attribute_classifier(model, d["images"][n_train:], d["attributes"][n_train:])

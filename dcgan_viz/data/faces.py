@@ -39,12 +39,12 @@ HAIR_COLORS = ("black", "brown", "blond", "red", "grey")
 FACE_ATTRIBUTE_KINDS = {
     "smile": "continuous",
     "glasses": "categorical:3",
-    "beard": "binary",
+    "beard": "categorical:2",
     "hair_length": "continuous",
     "hair_color": f"categorical:{len(HAIR_COLORS)}",
     "skin_tone": "continuous",
-    "yaw": "continuous",
-    "gaze": "continuous",
+    "yaw": "continuous_signed",
+    "gaze": "continuous_signed",
 }
 FACE_PARTS = ("background", "skin", "hair", "eyes", "mouth", "glasses", "beard", "clothes")
 _PART = {name: i for i, name in enumerate(FACE_PARTS)}

@@ -80,12 +80,25 @@ class Segmenter(nn.Module):
         self.dec = nn.ModuleList(conv_block(2 * widths[i], widths[i]) for i in range(c.depth))
         self.head = nn.Conv2d(widths[0], c.n_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Image-level features (B, 2 * width * 2**depth): the bottleneck, mean- and max-pooled.
+
+        Used for a Fréchet distance on rooms (generated vs held-out)."""
+        self._check(x)
+        for block in self.enc:
+            x = F.max_pool2d(block(x), 2)
+        x = self.mid(x)
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+
+    def _check(self, x: torch.Tensor) -> None:
         step = 2**self.config.depth
         if x.dim() != 4 or x.shape[1] != self.config.in_channels or x.shape[2] % step or x.shape[3] % step:
             raise ValueError(
                 f"expected (B, {self.config.in_channels}, H, W) with H, W divisible by {step}, got {tuple(x.shape)}"
             )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
         skips = []
         for block in self.enc:
             x = block(x)

@@ -1,0 +1,170 @@
+"""Evaluate the shipped checkpoints with the toolkit's own helpers and write their model cards.
+
+    python scripts/write_cards.py [--checkpoints checkpoints] [--n 10000] [--only rooms64 ...]
+
+For each GAN (rooms64, faces64, fashion32, fashion-overfit): Fréchet distance to held-out data
+in an evaluator's feature space (with the real-vs-real floor), diversity, and per source the
+window fraction (rooms) or attribute distribution (faces). Writes ``evaluation.json`` and
+``README.md`` (the model card) into each checkpoint directory. Evaluator cards report their
+held-out scores from their own config.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dcgan_viz.checkpoint import load_checkpoint  # noqa: E402
+from dcgan_viz.data.loading import load_imageset  # noqa: E402
+from dcgan_viz.evaluation import load_evaluator, predict_attributes, predict_masks  # noqa: E402
+from dcgan_viz.evaluation.quality import (  # noqa: E402
+    attribute_distances,
+    attribute_distribution,
+    generate_float,
+    quality_report,
+    window_fraction,
+)
+
+EVALUATOR_FOR = {"rooms": "rooms-segmenter", "faces": "faces-attributes", "fashion-mnist": "fashion-classifier"}
+
+
+def evaluate_gan(path: Path, root: Path, n: int) -> dict:
+    bundle = load_checkpoint(path, device="cpu")
+    source = bundle.data.source
+    ev_model, ev_meta = load_evaluator(root / EVALUATOR_FOR[source], device="cpu")
+    train_spec = bundle.data.to_dict() | {"count": n if bundle.data.count is None else min(n, bundle.data.count)}
+    from dcgan_viz.data.spec import DataSpec
+
+    if source == "fashion-mnist":
+        train_spec["content_hash"] = None
+        test = load_imageset(DataSpec.from_dict(bundle.data.to_dict() | {"split": "test", "count": n, "content_hash": None}))
+    else:
+        test_spec = bundle.data.to_dict() | {"split": "test", "test_count": min(n, bundle.data.test_count or n)}
+        test = load_imageset(DataSpec.from_dict(test_spec))
+    train = load_imageset(DataSpec.from_dict(train_spec))
+    t0 = time.perf_counter()
+    gen = generate_float(bundle, n)
+    report = quality_report(bundle, ev_model.features, EVALUATOR_FOR[source], test.images, train.images, n=n,
+                            generated=gen)
+    extra: dict = {}
+    if source == "rooms":
+        window = list(ev_meta["classes"]).index("window")
+        extra["window_fraction_generated"] = window_fraction(predict_masks(ev_model, gen), window)
+        extra["window_fraction_heldout_truth"] = window_fraction(test.masks[:n], window)
+        extra["window_fraction_heldout_segmenter"] = window_fraction(predict_masks(ev_model, torch.from_numpy(np.asarray(test.images[:n]))), window)
+    if source == "faces":
+        kinds = dict(ev_model.config.kinds)
+        pred = predict_attributes(ev_model, gen).cpu().numpy()
+        truth = np.asarray(test.attributes[:n])
+        extra["attributes_generated"] = attribute_distribution(pred, kinds)
+        extra["attributes_heldout"] = attribute_distribution(truth, kinds)
+        extra["attribute_distance"] = attribute_distances(pred, truth, kinds)
+    report.extra = extra | {"seconds": round(time.perf_counter() - t0, 1)}
+    out = report.to_dict()
+    (path / "evaluation.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def gan_card(path: Path, evaluation: dict) -> str:
+    meta = json.loads((path / "checkpoint.json").read_text())
+    run = meta.get("training_run", {})
+    m, d, t = meta["model"], meta["data"], meta["train"]
+    fm = meta.get("metrics", {})
+    lines = [f"# {path.name}", "", meta.get("card_summary", ""), "",
+             "| | |", "|---|---|",
+             f"| data | `{json.dumps({k: v for k, v in d.items() if v not in (None, {}, '')})}` |",
+             f"| model | `{json.dumps(m)}` |",
+             f"| training | {meta['step']} steps, {meta['epoch']} epochs, batch {t.get('batch_size')}, Adam lr {t.get('lr')} "
+             f"betas ({t.get('beta1')}, {t.get('beta2')}), seed {t.get('seed')} |",
+             f"| hardware, time | {run.get('device', '?')}, torch {run.get('torch', '?')}, {run.get('wall_seconds', '?')} s wall, "
+             f"median {run.get('median_img_per_s', '?')} img/s, bf16 {run.get('amp_bf16')}, CUDA graph {run.get('cuda_graph')} |",
+             f"| final losses (last step) | loss_D {_fmt(fm.get('loss_d'))}, loss_G {_fmt(fm.get('loss_g'))}, D(x) {_fmt(fm.get('d_x'))}, "
+             f"D(G(z)) {_fmt(fm.get('d_g_z1'))} / {_fmt(fm.get('d_g_z2'))} |",
+             f"| weights | {meta['weights_dtype']} in model.safetensors (loaded as fp32); sha256 {meta['weights_sha256'][:16]}… |",
+             "", "## Evaluation", "",
+             f"Computed by `python scripts/write_cards.py --only {path.name}` on {evaluation['n']} samples "
+             f"(latents seed 1000, indices 0..{evaluation['n'] - 1}) against {evaluation['n']} held-out images.", "",
+             "| measure | value |", "|---|---|",
+             f"| Fréchet distance, generated vs held-out ({evaluation['feature_space']} features) | {evaluation['frechet_generated']:.3f} |",
+             f"| same, real training subset vs held-out (floor at this N) | {evaluation['frechet_real_floor']:.3f} |"]
+    div = evaluation["diversity"]
+    lines.append(f"| pairwise RMS distance, generated / real | {div['generated_pairwise_rms']:.3f} / {div['real_pairwise_rms']:.3f} |")
+    lines.append(f"| per-image std, generated / real | {div['generated_per_image_std']:.3f} / {div['real_per_image_std']:.3f} |")
+    ex = evaluation.get("extra", {})
+    if "window_fraction_generated" in ex:
+        lines.append(f"| rooms with a window (segmenter, >= 0.5% of pixels): generated | {ex['window_fraction_generated']:.3f} |")
+        lines.append(f"| same, held-out real: ground truth / segmenter | {ex['window_fraction_heldout_truth']:.3f} / "
+                     f"{ex['window_fraction_heldout_segmenter']:.3f} |")
+    if "attribute_distance" in ex:
+        lines += ["", "Attribute distribution of generated faces (attribute classifier) vs held-out ground truth "
+                  "(distance: Wasserstein-1 for continuous, total variation for categorical):", "",
+                  "| attribute | generated | held-out | distance |", "|---|---|---|---|"]
+        for name, dist in ex["attribute_distance"].items():
+            g, r = ex["attributes_generated"][name], ex["attributes_heldout"][name]
+            show = (lambda a: f"freq {a['freq']}") if "freq" in g else (lambda a: f"mean {a['mean']:.3f} std {a['std']:.3f}")
+            lines.append(f"| {name} | {show(g)} | {show(r)} | {dist:.3f} |")
+    lines += ["", "## Samples", "", "Final (latents seed 0, 0..63): ![samples](samples_final.png)", ""]
+    for e in (1, 5):
+        if (path / f"epoch_{e:03d}.png").exists():
+            lines.append(f"After epoch {e}: ![epoch {e}](epoch_{e:03d}.png)")
+    lines += ["", "## Reproduce", "", meta.get("card_reproduce", ""), "", "## Notes", "", meta.get("card_notes", ""), ""]
+    return "\n".join(lines)
+
+
+def evaluator_card(path: Path) -> str:
+    cfg = json.loads((path / "config.json").read_text())
+    metrics = cfg.get("metrics", {})
+    training = cfg.get("training", {})
+    lines = [f"# {path.name}", "", f"Evaluation helper (`{cfg.get('kind')}`), loaded with "
+             f"`dcgan_viz.evaluation.load_evaluator('checkpoints/{path.name}')`.", "",
+             "| | |", "|---|---|",
+             f"| model | `{json.dumps(cfg.get('model'))}` |",
+             f"| data | `{json.dumps({k: v for k, v in (cfg.get('data_spec') or {}).items() if v not in (None, {}, '')})}` |",
+             f"| training | {training.get('steps', '?')} steps, batch {training.get('batch_size', '?')}, "
+             f"{training.get('train_seconds', '?')} s on an NVIDIA H200 (bf16) |",
+             f"| weights | {cfg.get('weights_dtype')} (loaded as fp32) |", "",
+             "## Held-out scores", "", "```json", json.dumps(metrics, indent=2), "```", "",
+             "## Reproduce", "", "`python scripts/train_shipped.py --out OUT --fashion-dir DIR` (job "
+             f"`{ {'segmenter': 'segmenter', 'attributes': 'face-attributes', 'classifier': 'fashion-classifier'}.get(cfg.get('kind'))}`),"
+             " on a GPU; the held-out split is never trained on.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--cards-only", action="store_true", help="rewrite cards from existing evaluation.json")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    for path in sorted(p for p in args.checkpoints.iterdir() if p.is_dir()):
+        if args.only and path.name not in args.only:
+            continue
+        if (path / "checkpoint.json").exists():
+            if args.cards_only and (path / "evaluation.json").exists():
+                ev = json.loads((path / "evaluation.json").read_text())
+            else:
+                ev = evaluate_gan(path, args.checkpoints, args.n)
+            (path / "README.md").write_text(gan_card(path, ev))
+            print(path.name, json.dumps({k: v for k, v in ev.items() if k != "extra"})[:300])
+        elif (path / "config.json").exists():
+            (path / "README.md").write_text(evaluator_card(path))
+            print(path.name, "card written")
+
+
+if __name__ == "__main__":
+    main()
