@@ -56,7 +56,7 @@ _READERS: dict[str, Callable[[str | None, str], RealSource]] = {
 _HELP = {
     "rooms": "synthetic rooms with object masks and boxes, regenerated from (seed, index); "
     "count/test_count default 100000/10000. e.g. rooms:seed=3,count=5000",
-    "faces": "synthetic faces with 0/1 attributes and part masks, regenerated from (seed, index); "
+    "faces": "synthetic faces with attributes (smile, glasses, beard, hair, skin tone, yaw, gaze) and part masks, regenerated from (seed, index); "
     "count/test_count default 100000/10000. e.g. faces:seed=1,size=32",
     "fashion-mnist": f"Fashion-MNIST IDX files (gz or raw), 10 labelled classes, 1 channel; path defaults to "
     f"{FASHION_MNIST_DIR}. e.g. fashion-mnist:count=10000",

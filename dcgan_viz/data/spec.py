@@ -61,7 +61,8 @@ class DataSpec:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def with_split(self, split: str) -> "DataSpec":
-        return replace(self, split=split)
+        """The same source's other split (its content hash is the recorded split's, so it is dropped)."""
+        return replace(self, split=split, content_hash=None if split != self.split else self.content_hash)
 
     @classmethod
     def parse(cls, text: str, **defaults: Any) -> "DataSpec":

@@ -126,3 +126,20 @@ def attribute_distances(generated: np.ndarray, reference: np.ndarray, kinds: dic
             b = np.quantile(np.asarray(reference[:, col], np.float64), q)
             out[name] = round(float(np.abs(a - b).mean()), 4)
     return out
+
+
+def frechet_by_checkpoint(checkpoints: list, feature_fn: Callable[[torch.Tensor], torch.Tensor],
+                          real_test: torch.Tensor | np.ndarray, n: int = 2000) -> list[dict[str, Any]]:
+    """Fréchet distance to held-out images for each checkpoint path of a run (model selection:
+    long DCGAN runs can collapse late, so the shipped epoch is chosen by this measure)."""
+    from ..checkpoint import load_checkpoint
+
+    f_test = _features(feature_fn, _as_float(real_test[:n]))
+    rows = []
+    for path in checkpoints:
+        bundle = load_checkpoint(path, device="cpu")
+        gen = generate_float(bundle, n)
+        rows.append({"path": str(path), "step": bundle.meta["step"], "epoch": bundle.meta["epoch"],
+                     "frechet": frechet_distance(_features(feature_fn, gen), f_test),
+                     "pairwise_rms": diversity(gen)["pairwise_rms"]})
+    return rows

@@ -1,0 +1,201 @@
+"""Discriminator features as a representation (the paper's section 5.1) and their UMAP.
+
+Features: every hidden layer of D, each max-pooled to a 4x4 grid, flattened and concatenated
+(``feature_length``). They are scored by a regularised linear L2-SVM (scikit-learn
+``LinearSVC``, squared hinge, C chosen by stratified cross-validation, features standardised)
+trained on labelled images and tested on a held-out split; the controls are the same
+architecture at random initialisation and raw pixels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..images import from_uint8
+from ..models import ModelConfig
+
+if TYPE_CHECKING:
+    from ..checkpoint import Bundle
+    from ..data.spec import ImageSet
+
+POOL = 4
+C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+def feature_length(cfg: ModelConfig) -> int:
+    """Length of ``pooled_features`` for a D built from ``cfg``: sum over hidden layers of C_l * 4 * 4."""
+    widths = [cfg.ndf * 2**i for i in range(cfg.n_blocks - 1)]
+    return sum(widths) * POOL * POOL
+
+
+@torch.no_grad()
+def pooled_features(D: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """uint8 (N, H, W, C) -> float32 (N, F): each hidden layer max-pooled to 4x4, concatenated."""
+    device = next(D.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = from_uint8(torch.as_tensor(np.ascontiguousarray(images[i : i + batch_size]), device=device))
+        feats = D.features(x, D.feature_layers)
+        out.append(torch.cat([F.adaptive_max_pool2d(f, POOL).flatten(1) for f in feats.values()], 1).cpu())
+    return torch.cat(out).numpy()
+
+
+def pixel_features(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, C) -> float32 (N, H*W*C) in [-1, 1]."""
+    return (images.reshape(len(images), -1).astype(np.float32) / 127.5) - 1.0
+
+
+def label_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` labelled examples, as class-balanced as possible, drawn with a seeded RNG."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    order = np.concatenate([np.stack([p[i] for p in per if i < len(p)]) for i in range(max(map(len, per)))])
+    return np.sort(order[:n])
+
+
+@dataclass
+class SVMScore:
+    """Test accuracy of a cross-validated linear L2-SVM on one feature set."""
+
+    features: str
+    n_train: int
+    dim: int
+    C: float
+    cv_accuracy: float
+    accuracy: float
+
+
+def fit_svm(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+            name: str = "", Cs: tuple[float, ...] = C_GRID, folds: int = 3, seed: int = 0) -> SVMScore:
+    """Standardise, pick C by stratified ``folds``-fold CV, refit on all of train, score on test."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    model = make_pipeline(StandardScaler(), LinearSVC(loss="squared_hinge", dual="auto", max_iter=2000,
+                                                      random_state=seed))
+    search = GridSearchCV(model, {"linearsvc__C": list(Cs)}, n_jobs=1,
+                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(train_x, train_y)
+    return SVMScore(features=name, n_train=len(train_y), dim=int(train_x.shape[1]),
+                    C=float(search.best_params_["linearsvc__C"]), cv_accuracy=float(search.best_score_),
+                    accuracy=float(search.score(test_x, test_y)))
+
+
+@dataclass
+class RepresentationResult:
+    """SVM accuracies: ``scores`` one row per (feature set, number of labels); ``notes`` say how
+    the data was subset."""
+
+    data: str
+    n_test: int
+    scores: list[dict]
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        head = ["features", "labels", "dim", "C", "CV acc.", "test acc."]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for s in self.scores:
+            lines.append(f"| {s['features']} | {s['n_train']} | {s['dim']} | {s['C']:g} | "
+                         f"{100 * s['cv_accuracy']:.1f}% | {100 * s['accuracy']:.2f}% |")
+        return "\n".join(lines) + f"\n\n{self.data}, {self.n_test} test images. " + " ".join(self.notes) + "\n"
+
+
+def svm_table(features: dict[str, tuple[np.ndarray, np.ndarray]], train_y: np.ndarray, test_y: np.ndarray,
+              label_counts: tuple[int | None, ...] = (None, 1000), seed: int = 0, data: str = "") -> RepresentationResult:
+    """Score every feature set {name: (train (N, F), test (M, F))} with all training labels (None)
+    and with class-balanced subsets of ``label_counts`` labels."""
+    scores = []
+    for count in label_counts:
+        idx = np.arange(len(train_y)) if count is None or count >= len(train_y) else label_subset(train_y, count, seed)
+        for name, (tr, te) in features.items():
+            scores.append(vars(fit_svm(tr[idx], train_y[idx], te, test_y, name=name, seed=seed)))
+    return RepresentationResult(data=data, n_test=len(test_y), scores=scores)
+
+
+def evaluate_representations(bundle: "Bundle", train: "ImageSet", test: "ImageSet", label_counts=(None, 1000),
+                             random_seed: int = 0, seed: int = 0, cache_dir: str | Path | None = None
+                             ) -> RepresentationResult:
+    """SVM accuracy of trained-D features, random-init-D features and raw pixels on labelled sets."""
+    from ..cache import cache_key, cached
+    from .filters import random_discriminator
+
+    if train.labels is None or test.labels is None:
+        raise ValueError(f"data {train.spec.source!r} has no labels: the SVM needs a labelled set (e.g. fashion-mnist)")
+
+    def compute() -> RepresentationResult:
+        random_d = random_discriminator(bundle.config, random_seed).to(bundle.device)
+        feats = {"trained D": (pooled_features(bundle.D, train.images), pooled_features(bundle.D, test.images)),
+                 "random D": (pooled_features(random_d, train.images), pooled_features(random_d, test.images)),
+                 "pixels": (pixel_features(train.images), pixel_features(test.images))}
+        res = svm_table(feats, train.labels, test.labels, tuple(label_counts), seed, data=_describe(train, test))
+        res.notes.append(f"All-label rows use the first {len(train.labels)} training images.")
+        return res
+
+    key = cache_key("svm", weights=bundle.key, train=_identity(train), test=_identity(test),
+                    labels=list(label_counts), random_seed=random_seed, seed=seed, grid=list(C_GRID))
+    return cached(cache_dir, key, RepresentationResult, compute)
+
+
+def _identity(imageset: "ImageSet") -> dict:
+    return imageset.spec.to_dict() | {"n": len(imageset.images)}
+
+
+def _describe(train: "ImageSet", test: "ImageSet") -> str:
+    return f"{train.spec.source} {train.spec.size}px: train split {len(train.images)} images, test split"
+
+
+@dataclass
+class UmapResult:
+    """2-D UMAP of D features. Per point (N): ``coords`` float32 (N, 2), ``generated`` bool (N,),
+    ``labels`` int64 (N,) (-1 for generated images), ``index`` int64 (N,): the image's index in
+    the real set, or the latent index (``latent_seed``, i) of a generated image."""
+
+    coords: np.ndarray
+    generated: np.ndarray
+    labels: np.ndarray
+    index: np.ndarray
+    label_names: list[str]
+    latent_seed: int
+
+
+def umap_embedding(bundle: "Bundle", real: "ImageSet", n_real: int = 1000, n_generated: int = 500,
+                   latent_seed: int = 0, seed: int = 0, n_neighbors: int = 15,
+                   cache_dir: str | Path | None = None) -> UmapResult:
+    """UMAP (cosine, seeded) of the standardised D features of the first ``n_real`` real images and
+    generated images (``latent_seed``, 0 .. n_generated-1); cached by weights hash + parameters."""
+    from ..cache import cache_key, cached
+    from ..sampling import generate
+
+    def compute() -> UmapResult:
+        import umap
+        from sklearn.preprocessing import StandardScaler
+
+        images = real.images[:n_real]
+        fake = generate(bundle, latent_seed, n_generated).numpy()
+        feats = np.concatenate([pooled_features(bundle.D, images), pooled_features(bundle.D, fake)])
+        reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(feats) - 1), metric="cosine", random_state=seed,
+                            n_jobs=1, init="random" if len(feats) < 50 else "spectral")
+        coords = reducer.fit_transform(StandardScaler().fit_transform(feats)).astype(np.float32)
+        labels = real.labels[:n_real] if real.labels is not None else np.full(len(images), -1)
+        return UmapResult(coords=coords, generated=np.r_[np.zeros(len(images), bool), np.ones(len(fake), bool)],
+                          labels=np.r_[labels, np.full(len(fake), -1)].astype(np.int64),
+                          index=np.r_[np.arange(len(images)), np.arange(len(fake))].astype(np.int64),
+                          label_names=list(real.label_names or ()), latent_seed=latent_seed)
+
+    key = cache_key("umap", weights=bundle.key, data=_identity(real), n_real=n_real, n_generated=n_generated,
+                    latent_seed=latent_seed, seed=seed, n_neighbors=n_neighbors)
+    return cached(cache_dir, key, UmapResult, compute)

@@ -1,0 +1,78 @@
+"""Pick the best epoch of a training run by Fréchet distance and export it as a shipped checkpoint.
+
+    python scripts/export_run.py RUN_DIR DEST --evaluator checkpoints/faces-attributes [--n 2000]
+
+Long DCGAN runs can collapse late (faces64 did on the GPU after ~12 epochs), so every kept
+epoch checkpoint is scored against held-out images in the evaluator's feature space and the
+lowest distance is shipped (fp16 weights, no optimizer state) with its sample grids, its log
+up to that step (gzipped) and the selection table (selection.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dcgan_viz.checkpoint import export_checkpoint, load_checkpoint, run_checkpoints  # noqa: E402
+from dcgan_viz.data.loading import load_imageset  # noqa: E402
+from dcgan_viz.evaluation import load_evaluator  # noqa: E402
+from dcgan_viz.evaluation.quality import frechet_by_checkpoint  # noqa: E402
+from dcgan_viz.images import grid, save_png  # noqa: E402
+from dcgan_viz.sampling import generate  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("dest", type=Path)
+    ap.add_argument("--evaluator", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--min-epoch", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    ckpts = [p for p in run_checkpoints(args.run_dir)]
+    ckpts = [p for p in ckpts if json.loads((p / "checkpoint.json").read_text())["epoch"] >= args.min_epoch]
+    if not ckpts:
+        sys.exit(f"error: {args.run_dir}: no checkpoints to choose from")
+    model, _ = load_evaluator(args.evaluator, device="cpu")
+    first = load_checkpoint(ckpts[0], device="cpu")
+    test = load_imageset(first.data.with_split("test"))
+    rows = frechet_by_checkpoint(ckpts, model.features, test.images, n=args.n)
+    for r in rows:
+        print(f"epoch {r['epoch']:3d} step {r['step']:6d}  frechet {r['frechet']:9.3f}  pairwise_rms {r['pairwise_rms']:.3f}")
+    best = min(rows, key=lambda r: r["frechet"])
+    log_rows = [json.loads(x) for x in (args.run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+    log_rows = [r for r in log_rows if r["step"] <= best["step"]]
+    ips = sorted(r["img_per_s"] for r in log_rows[len(log_rows) // 4:]) or [0.0]
+    run_info = json.loads((args.run_dir / "run.json").read_text())
+    facts = {"device": f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+             "torch": torch.__version__, "median_img_per_s": ips[len(ips) // 2],
+             "wall_seconds": round(sum(run_info["train"]["batch_size"] / max(r["img_per_s"], 1e-9) for r in log_rows), 1),
+             "amp_bf16": run_info["amp"], "cuda_graph": run_info["cuda_graph"], "channels_last": run_info["channels_last"],
+             "selected_by": f"lowest Frechet distance over {len(rows)} epoch checkpoints, n={args.n}",
+             "selection": [{k: v for k, v in r.items() if k != "path"} for r in rows]}
+    dest = export_checkpoint(best["path"], args.dest, half=True, extra={"training_run": facts})
+    samples = args.run_dir / "samples"
+    for e in (1, 5):
+        src = samples / f"epoch_{e:03d}.png"
+        if src.exists() and e <= best["epoch"]:
+            shutil.copy(src, dest / src.name)
+    bundle = load_checkpoint(dest, device="cpu")
+    save_png(dest / "samples_final.png", grid(generate(bundle, 0, range(64))), scale=2)
+    with gzip.open(dest / "log.jsonl.gz", "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in log_rows)
+    print(f"exported epoch {best['epoch']} (step {best['step']}, frechet {best['frechet']:.3f}) to {dest}")
+
+
+if __name__ == "__main__":
+    main()
