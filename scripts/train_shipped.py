@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_viz.checkpoint import export_checkpoint  # noqa: E402
+from dcgan_viz.checkpoint import export_checkpoint, read_meta  # noqa: E402
 from dcgan_viz.data.spec import DataSpec  # noqa: E402
 from dcgan_viz.models import ModelConfig  # noqa: E402
 from dcgan_viz.train import Trainer, TrainConfig  # noqa: E402
@@ -96,6 +96,7 @@ def render(kind: str, count: int, test_count: int, size: int, device: torch.devi
 def export(run_dir: Path, ship: Path, name: str, extra_files: dict[str, Path], card_facts: dict) -> dict:
     """Re-save the run's final checkpoint with fp16 weights (no optimizer state) into ship/name."""
     dest = export_checkpoint(run_dir, ship / name, half=True, extra={"training_run": card_facts})
+    run_dir = run_dir if (run_dir / "log.jsonl").exists() else run_dir.parents[1]  # a step-* dir of a run
     for target, src in extra_files.items():
         if src.exists():
             shutil.copy(src, dest / target)
@@ -108,7 +109,9 @@ def export(run_dir: Path, ship: Path, name: str, extra_files: dict[str, Path], c
 
 
 def train_gan(name: str, images: torch.Tensor, spec: DataSpec, model: ModelConfig, cfg: TrainConfig,
-              work: Path, ship: Path) -> dict:
+              work: Path, ship: Path, select: tuple | None = None) -> dict:
+    """Train, then export the final checkpoint or, with ``select = (feature_fn, real_test_u8)``,
+    the epoch checkpoint with the lowest Fréchet distance to the held-out images."""
     run_dir = work / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -137,10 +140,86 @@ def train_gan(name: str, images: torch.Tensor, spec: DataSpec, model: ModelConfi
     }
     samples = run_dir / "samples"
     grids = {f"epoch_{e:03d}.png": samples / f"epoch_{e:03d}.png" for e in (1, 5)}
-    last = sorted(samples.glob("epoch_*.png"))
-    if last:
-        grids["samples_final.png"] = last[-1]
-    return facts | export(run_dir, ship, name, grids, facts)
+    chosen = run_dir
+    if select is not None:
+        from dcgan_viz.checkpoint import run_checkpoints
+        from dcgan_viz.evaluation.quality import frechet_by_checkpoint
+
+        rows = frechet_by_checkpoint(run_checkpoints(run_dir), select[0], select[1], n=2000)
+        best = min(rows, key=lambda r: r["frechet"])
+        chosen = Path(best["path"])
+        facts["selected_by"] = f"lowest Frechet distance over {len(rows)} epoch checkpoints, n=2000"
+        facts["selection"] = [{k: v for k, v in r.items() if k != "path"} for r in rows]
+        log(f"   {name}: selected epoch {best['epoch']} (frechet {best['frechet']:.2f})")
+    grid_file = samples / f"epoch_{read_meta(chosen)['epoch']:03d}.png"
+    if grid_file.exists():
+        grids["samples_final.png"] = grid_file
+    return facts | export(chosen, ship, name, grids, facts)
+
+
+def train_evaluators(args, device: torch.device, data: dict, fashion: dict, ship: Path, size: int, n_train: int,
+                     n_test: int, tiny: bool) -> dict:
+    """Train and save the three evaluation helpers; returns the trained models by job name."""
+    def steps(default: int) -> int:
+        return max(20, int(default * args.eval_scale)) if not tiny else 20
+
+    @job("segmenter")
+    def seg_job():
+        from dcgan_viz.data.rooms import ROOM_CLASSES
+        from dcgan_viz.evaluation import evaluate_segmenter, save_evaluator, train_segmenter
+
+        d = data["rooms"]
+        model, train_metrics = train_segmenter(d["images"][:n_train], d["masks"][:n_train], len(ROOM_CLASSES),
+                                               steps=steps(4000), device=device, seed=0,
+                                               class_names=list(ROOM_CLASSES))
+        metrics = evaluate_segmenter(model, d["images"][n_train:], d["masks"][n_train:], class_names=list(ROOM_CLASSES))
+        spec = DataSpec(source="rooms", size=size, seed=0, count=n_train, test_count=n_test)
+        save_evaluator(model, ship / "rooms-segmenter", {"classes": list(ROOM_CLASSES), "metrics": metrics,
+                       "training": _slim(train_metrics), "data_spec": spec.to_dict()}, half=True)
+        TRAINED_MODELS["segmenter"] = model
+        return {"metrics": metrics}
+
+    @job("face-attributes")
+    def attr_job():
+        from dcgan_viz.data.faces import FACE_ATTRIBUTE_KINDS, FACE_ATTRIBUTES
+        from dcgan_viz.evaluation import evaluate_attribute_classifier, save_evaluator, train_attribute_classifier
+
+        d = data["faces"]
+        kinds = {a: FACE_ATTRIBUTE_KINDS[a] for a in FACE_ATTRIBUTES}
+        model, train_metrics = train_attribute_classifier(d["images"][:n_train], d["attributes"][:n_train], kinds,
+                                                          steps=steps(4000), device=device, seed=0)
+        metrics = evaluate_attribute_classifier(model, d["images"][n_train:], d["attributes"][n_train:])
+        spec = DataSpec(source="faces", size=size, seed=0, count=n_train, test_count=n_test)
+        save_evaluator(model, ship / "faces-attributes", {"metrics": metrics, "data_spec": spec.to_dict(),
+                       "training": _slim(train_metrics)}, half=True)
+        TRAINED_MODELS["face-attributes"] = model
+        return {"metrics": metrics}
+
+    @job("fashion-classifier")
+    def clf_job():
+        from dcgan_viz.evaluation import evaluate_classifier, save_evaluator, train_classifier
+
+        tr, te = fashion["train"], fashion["test"]
+        model, train_metrics = train_classifier(torch.from_numpy(tr.images[:]), torch.from_numpy(tr.labels[:]), 10,
+                                                steps=steps(5000), device=device, seed=0, hflip=True)
+        metrics = evaluate_classifier(model, torch.from_numpy(te.images[:]), torch.from_numpy(te.labels[:]))
+        save_evaluator(model, ship / "fashion-classifier", {"label_names": list(tr.label_names or []), "metrics": metrics,
+                       "training": _slim(train_metrics), "data_spec": tr.spec.to_dict()}, half=True)
+        TRAINED_MODELS["fashion-classifier"] = model
+        return {"metrics": metrics}
+
+    trained: dict = {}
+    for name, fn, ready in (("segmenter", seg_job, "rooms" in data), ("face-attributes", attr_job, "faces" in data),
+                            ("fashion-classifier", clf_job, "train" in fashion)):
+        if ready and name not in args.skip:
+            out = fn()
+            if out.get("ok"):
+                trained[name] = TRAINED_MODELS[name]
+    return trained
+
+
+
+TRAINED_MODELS: dict = {}
 
 
 PACKS = {"rooms64": ["rooms64"], "faces64": ["faces64"], "fashion": ["fashion32", "fashion-overfit"],
@@ -173,7 +252,8 @@ def main() -> None:
     ap.add_argument("--fashion-dir", default=None)
     ap.add_argument("--tiny", action="store_true", help="CPU smoke test with tiny sizes")
     ap.add_argument("--skip", nargs="*", default=[])
-    ap.add_argument("--gan-seconds", type=float, default=95.0)
+    ap.add_argument("--gan-epochs", type=int, default=15, help="epochs per GAN; the best epoch by Frechet distance ships")
+    ap.add_argument("--overfit-seconds", type=float, default=30.0, help="wall time of the fashion-overfit run")
     ap.add_argument("--eval-scale", type=float, default=1.0, help="scale the evaluators' default step counts")
     ap.add_argument("--pack", type=Path, default=None, help="tar the exported checkpoints into this folder")
     args = ap.parse_args()
@@ -234,27 +314,15 @@ def main() -> None:
 
     synth_job()
 
-    gan_s = args.gan_seconds if not tiny else 5.0
     width = 64 if not tiny else 8
+    batch = 128 if not tiny else 32
 
-    def gan_cfg(seconds: float, **kw) -> TrainConfig:
-        base = dict(epochs=200, batch_size=128 if not tiny else 32, max_seconds=seconds, checkpoint_every=20_000,
-                    progress=False, seed=0)
+    def gan_cfg(epochs: int, n_images: int, **kw) -> TrainConfig:
+        """Epoch-based with a checkpoint per epoch (all kept) so the best epoch can be selected."""
+        base = dict(epochs=epochs, batch_size=batch, checkpoint_every=max(1, n_images // batch),
+                    keep_checkpoints=epochs + 1, progress=False, seed=0)
         base.update(kw)
         return TrainConfig(**base)
-
-    for kind in ("rooms", "faces"):
-        name = f"{kind}64"
-
-        @job(name)
-        def gan_job(kind=kind, name=name):
-            images = data[kind]["images"][:n_train]
-            spec = DataSpec(source=kind, size=size, channels=3, seed=0, count=n_train, test_count=n_test)
-            model = ModelConfig(image_size=size, ngf=width, ndf=width, nc=3)
-            return train_gan(name, images, spec, model, gan_cfg(gan_s), work, ship)
-
-        if name not in args.skip and kind in data:
-            gan_job()
 
     fashion: dict = {}
 
@@ -272,14 +340,32 @@ def main() -> None:
         return {k: len(v) for k, v in fashion.items()}
 
     fashion_data_job()
+    evaluators = train_evaluators(args, device, data, fashion, ship, size, n_train, n_test, tiny)
+    epochs = args.gan_epochs if not tiny else 2
+
+    for kind, ev in (("rooms", "segmenter"), ("faces", "face-attributes")):
+        name = f"{kind}64"
+
+        @job(name)
+        def gan_job(kind=kind, name=name, ev=ev):
+            images = data[kind]["images"][:n_train]
+            spec = DataSpec(source=kind, size=size, channels=3, seed=0, count=n_train, test_count=n_test)
+            model = ModelConfig(image_size=size, ngf=width, ndf=width, nc=3)
+            select = (evaluators[ev].features, data[kind]["images"][n_train:]) if ev in evaluators else None
+            return train_gan(name, images, spec, model, gan_cfg(epochs, n_train), work, ship, select)
+
+        if name not in args.skip and kind in data:
+            gan_job()
 
     if "train" in fashion:
         @job("fashion32")
         def fashion32_job():
             s = fashion["train"]
             model = ModelConfig(image_size=32, ngf=width, ndf=width, nc=1)
+            clf = evaluators.get("fashion-classifier")
+            select = (clf.features, torch.from_numpy(fashion["test"].images[:])) if clf is not None else None
             return train_gan("fashion32", torch.from_numpy(s.images[:]), s.spec, model,
-                             gan_cfg(gan_s * 0.5), work, ship)
+                             gan_cfg(epochs, len(s)), work, ship, select)
 
         @job("fashion-overfit")
         def overfit_job():
@@ -287,66 +373,16 @@ def main() -> None:
             n = 256 if not tiny else 64
             spec = DataSpec.from_dict(s.spec.to_dict() | {"count": n, "content_hash": None})
             model = ModelConfig(image_size=32, ngf=width, ndf=width, nc=1)
-            cfg = gan_cfg(gan_s * 0.4, batch_size=64 if not tiny else 32, collapse_steps=0, epochs=1_000_000,
-                          grid_every=500, flush_every=200 if device.type == "cuda" else None)
+            cfg = TrainConfig(epochs=1_000_000, max_seconds=args.overfit_seconds if not tiny else 3.0,
+                              batch_size=64 if not tiny else 32, collapse_steps=0, grid_every=500,
+                              checkpoint_every=100_000, progress=False, seed=0,
+                              flush_every=200 if device.type == "cuda" else None)
             return train_gan("fashion-overfit", torch.from_numpy(s.images[:n]), spec, model, cfg, work, ship)
 
         if "fashion32" not in args.skip:
             fashion32_job()
         if "fashion-overfit" not in args.skip:
             overfit_job()
-
-    def steps(default: int) -> int:
-        return max(20, int(default * args.eval_scale)) if not tiny else 20
-
-    @job("segmenter")
-    def seg_job():
-        from dcgan_viz.data.rooms import ROOM_CLASSES
-        from dcgan_viz.evaluation import evaluate_segmenter, save_evaluator, train_segmenter
-
-        d = data["rooms"]
-        model, train_metrics = train_segmenter(d["images"][:n_train], d["masks"][:n_train], len(ROOM_CLASSES),
-                                               steps=steps(4000), device=device, seed=0,
-                                               class_names=list(ROOM_CLASSES))
-        metrics = evaluate_segmenter(model, d["images"][n_train:], d["masks"][n_train:], class_names=list(ROOM_CLASSES))
-        spec = DataSpec(source="rooms", size=size, seed=0, count=n_train, test_count=n_test)
-        save_evaluator(model, ship / "rooms-segmenter", {"classes": list(ROOM_CLASSES), "metrics": metrics,
-                       "training": _slim(train_metrics), "data_spec": spec.to_dict()}, half=True)
-        return {"metrics": metrics}
-
-    @job("face-attributes")
-    def attr_job():
-        from dcgan_viz.data.faces import FACE_ATTRIBUTE_KINDS, FACE_ATTRIBUTES
-        from dcgan_viz.evaluation import evaluate_attribute_classifier, save_evaluator, train_attribute_classifier
-
-        d = data["faces"]
-        kinds = {a: FACE_ATTRIBUTE_KINDS[a] for a in FACE_ATTRIBUTES}
-        model, train_metrics = train_attribute_classifier(d["images"][:n_train], d["attributes"][:n_train], kinds,
-                                                          steps=steps(4000), device=device, seed=0)
-        metrics = evaluate_attribute_classifier(model, d["images"][n_train:], d["attributes"][n_train:])
-        spec = DataSpec(source="faces", size=size, seed=0, count=n_train, test_count=n_test)
-        save_evaluator(model, ship / "faces-attributes", {"metrics": metrics, "data_spec": spec.to_dict(),
-                       "training": _slim(train_metrics)}, half=True)
-        return {"metrics": metrics}
-
-    @job("fashion-classifier")
-    def clf_job():
-        from dcgan_viz.evaluation import evaluate_classifier, save_evaluator, train_classifier
-
-        tr, te = fashion["train"], fashion["test"]
-        model, train_metrics = train_classifier(torch.from_numpy(tr.images[:]), torch.from_numpy(tr.labels[:]), 10,
-                                                steps=steps(5000), device=device, seed=0, hflip=True)
-        metrics = evaluate_classifier(model, torch.from_numpy(te.images[:]), torch.from_numpy(te.labels[:]))
-        save_evaluator(model, ship / "fashion-classifier", {"label_names": list(tr.label_names or []), "metrics": metrics,
-                       "training": _slim(train_metrics), "data_spec": tr.spec.to_dict()}, half=True)
-        return {"metrics": metrics}
-
-    if "rooms" in data and "segmenter" not in args.skip:
-        seg_job()
-    if "faces" in data and "face-attributes" not in args.skip:
-        attr_job()
-    if "train" in fashion and "fashion-classifier" not in args.skip:
-        clf_job()
 
     RESULTS["total_seconds"] = round(time.perf_counter() - t_all, 1)
     (args.out / "results.json").write_text(json.dumps(RESULTS, indent=2, default=str))

@@ -64,6 +64,23 @@ def _small(images: np.ndarray, gray: bool) -> torch.Tensor:
     return nn.functional.adaptive_avg_pool2d(x, HASH_SIZE) if s != HASH_SIZE else x
 
 
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    """(n, S, S) -> (n, S, S) shifted (sub-pixel, circularly, via the Fourier shift theorem) so that the
+    centroid of its gradient energy sits at the centre: a 1-2 px shift of the content is undone."""
+    s = x.shape[-1]
+    gy = nn.functional.pad((x[:, 1:, :] - x[:, :-1, :]).abs(), (0, 0, 0, 1))
+    gx = nn.functional.pad((x[:, :, 1:] - x[:, :, :-1]).abs(), (0, 1, 0, 0))
+    w = gy + gx + 1e-6
+    pos = torch.arange(s, dtype=x.dtype) + 0.5
+    cy = (w.sum(2) * pos).sum(1) / w.sum((1, 2))
+    cx = (w.sum(1) * pos).sum(1) / w.sum((1, 2))
+    freq = torch.fft.fftfreq(s, dtype=torch.float64)
+    ramp_y = torch.exp(2j * torch.pi * freq[None, :] * (cy[:, None].double() - s / 2))
+    ramp_x = torch.exp(2j * torch.pi * freq[None, :] * (cx[:, None].double() - s / 2))
+    spec = torch.fft.fft2(x.double()) * ramp_y[:, :, None] * ramp_x[:, None, :]
+    return torch.fft.ifft2(spec).real.to(x.dtype)
+
+
 def _dct_matrix(n: int) -> torch.Tensor:
     k, i = torch.meshgrid(torch.arange(n, dtype=torch.float64), torch.arange(n, dtype=torch.float64), indexing="ij")
     m = torch.cos(torch.pi * (2 * i + 1) * k / (2 * n)) * (2.0 / n) ** 0.5
@@ -76,10 +93,25 @@ def phash(images: np.ndarray, low: int = 8) -> np.ndarray:
     dct = _dct_matrix(HASH_SIZE)[:low]
     out = []
     for start in range(0, len(images), CHUNK):
-        x = _small(images[start : start + CHUNK], gray=True)[:, 0]
+        x = _centred(_small(images[start : start + CHUNK], gray=True)[:, 0])
         coef = (dct @ x @ dct.T).reshape(len(x), -1)
         bits = coef > coef[:, 1:].median(dim=1, keepdim=True).values
         out.append(np.packbits(bits.numpy(), axis=1))
+    return np.concatenate(out)
+
+
+def fourier_hash(images: np.ndarray, low: int = 8) -> np.ndarray:
+    """uint8 (N, H, W, C) -> packed uint8 (N, 2*low*low/8): low-frequency Fourier magnitudes above their median.
+
+    Magnitudes ignore where the content sits (a 1-2 px shift on a flat background leaves them
+    nearly unchanged), gain cancels in the median and an offset only moves the excluded DC term.
+    """
+    out = []
+    for start in range(0, len(images), CHUNK):
+        x = _small(images[start : start + CHUNK], gray=True)[:, 0]
+        mag = torch.fft.fft2(x).abs()
+        block = torch.cat([mag[:, 1 : low + 1, :low], mag[:, 1 : low + 1, -low:]], dim=2).flatten(1)
+        out.append(np.packbits((block > block.median(dim=1, keepdim=True).values).numpy(), axis=1))
     return np.concatenate(out)
 
 
@@ -213,9 +245,43 @@ def group_labels(pairs: np.ndarray, n: int) -> np.ndarray:
     return lowest[comp]
 
 
-def dedup_codes(codes: np.ndarray, method: str, radius: int, max_bucket: int = 256) -> DedupResult:
-    """Group packed codes (N, B) within ``radius`` bits; keep the first image of each group."""
+def _normalised(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n, H, W, C) -> (n, 32, 32) grayscale, zero mean and unit std per image (ignores recolouring)."""
+    x = _small(images, gray=True)[:, 0]
+    x = x - x.mean(dim=(1, 2), keepdim=True)
+    return x / x.flatten(1).std(dim=1).clamp_min(1e-3)[:, None, None]
+
+
+def shift_distance(a: torch.Tensor, b: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
+    """RMS difference of normalised images a, b (P, S, S) over their overlap, minimised over shifts of b
+    by up to ``max_shift`` px -> (P,)."""
+    s, m = a.shape[-1], max_shift
+    best = torch.full((len(a),), float("inf"))
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            pa = a[:, m + dy : s - m + dy, m + dx : s - m + dx]
+            best = torch.minimum(best, (pa - b[:, m : s - m, m : s - m]).pow(2).mean(dim=(1, 2)).sqrt())
+    return best
+
+
+def verify_pairs(images: np.ndarray, pairs: np.ndarray, threshold: float, chunk: int = 65536) -> np.ndarray:
+    """Bool (P,): pairs whose shift-tolerant normalised distance is at most ``threshold``."""
+    keep = []
+    for start in range(0, len(pairs), chunk):
+        p = pairs[start : start + chunk]
+        keep.append(shift_distance(_normalised(images[p[:, 0]]), _normalised(images[p[:, 1]])).numpy() <= threshold)
+    return np.concatenate(keep) if keep else np.zeros(0, bool)
+
+
+def dedup_codes(codes: np.ndarray, method: str, radius: int, max_bucket: int = 256,
+                images: np.ndarray | None = None, threshold: float | None = None) -> DedupResult:
+    """Group packed codes (N, B) within ``radius`` bits; keep the first image of each group.
+
+    With ``images`` (N, H, W, C) and ``threshold``, hash collisions are confirmed by ``verify_pairs``.
+    """
     pairs, truncated = near_pairs(codes, radius, max_bucket)
+    if images is not None and threshold is not None:
+        pairs = pairs[verify_pairs(images, pairs, threshold)]
     labels = group_labels(pairs, len(codes))
     keep = np.flatnonzero(labels == np.arange(len(codes)))
     return DedupResult(method, radius, codes, pairs, labels, keep, truncated)
@@ -225,9 +291,11 @@ def hash_images(images: np.ndarray, method: str = "semantic", seed: int = 0, epo
     """uint8 (N, H, W, C) -> packed codes (N, B) with ``method`` "semantic" (trains a hasher) or "phash"."""
     if method == "phash":
         return phash(images)
+    if method == "fourier":
+        return fourier_hash(images)
     if method == "semantic":
         return train_semantic_hasher(images, epochs=epochs, seed=seed)(images)
-    raise ValueError(f"unknown hash method {method!r}; choose semantic or phash")
+    raise ValueError(f"unknown hash method {method!r}; choose semantic, phash or fourier")
 
 
 # ---------------------------------------------------------------- planted duplicates (controls)

@@ -71,9 +71,18 @@ def diversity(images: torch.Tensor, pairs: int = 2000, seed: int = 0) -> dict[st
     return {"per_image_std": float(x.std(1).mean()), "pairwise_rms": float(d.mean())}
 
 
+def _device_of(fn: Callable) -> torch.device:
+    """The device of the module a bound ``features`` method belongs to (CPU for plain functions)."""
+    owner = getattr(fn, "__self__", None)
+    params = list(owner.parameters()) if isinstance(owner, torch.nn.Module) else []
+    return params[0].device if params else torch.device("cpu")
+
+
 def _features(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """(N, F) features on the CPU; batches go to the feature model's device."""
+    device = _device_of(fn)
     with torch.no_grad():
-        return torch.cat([fn(images[i : i + batch_size]).float().cpu() for i in range(0, len(images), batch_size)])
+        return torch.cat([fn(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)])
 
 
 def quality_report(bundle: Bundle, feature_fn: Callable[[torch.Tensor], torch.Tensor], feature_space: str,
@@ -137,7 +146,7 @@ def frechet_by_checkpoint(checkpoints: list, feature_fn: Callable[[torch.Tensor]
     f_test = _features(feature_fn, _as_float(real_test[:n]))
     rows = []
     for path in checkpoints:
-        bundle = load_checkpoint(path, device="cpu")
+        bundle = load_checkpoint(path, device=_device_of(feature_fn))
         gen = generate_float(bundle, n)
         rows.append({"path": str(path), "step": bundle.meta["step"], "epoch": bundle.meta["epoch"],
                      "frechet": frechet_distance(_features(feature_fn, gen), f_test),

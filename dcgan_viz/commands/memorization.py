@@ -1,0 +1,155 @@
+"""`dcgan-viz memorization` (does a checkpoint copy its training set?) and `dcgan-viz dedup` (near duplicates)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from dcgan_viz.fsutil import atomic_write, atomic_write_json
+
+
+def _memorization_markdown(summary: dict, checkpoint: str, pairs: list[dict]) -> str:
+    lines = [f"# Memorization: {checkpoint}", "",
+             f"train {summary['counts']['train']}, held-out {summary['counts']['test']}, "
+             f"generated {summary['counts']['generated']}. Verdict: **{'COPYING' if summary['copying'] else 'no copying'}** "
+             "(pixel-space C_T < -3).", "",
+             "| space | C_T | cells used | NN ratio gen/held-out | near-copy fraction | median gen->train | median held-out->train |",
+             "|---|---|---|---|---|---|---|"]
+    for name, s in summary["spaces"].items():
+        lines.append(f"| {name} | {s['ct']:.2f} | {s['cells_used']}/{s['cells']} | {s['nn_ratio']:.3f} | "
+                     f"{s['near_copy_fraction']:.4f} | {s['median_gen_to_train']:.3f} | {s['median_test_to_train']:.3f} |")
+    if "latent_recovery" in summary:
+        lr = summary["latent_recovery"]
+        lines += ["", f"Latent recovery (n = {lr['n']} per split): mean MSE train {lr['mean_train_error']:.4f}, "
+                      f"held-out {lr['mean_test_error']:.4f}; KS statistic {lr['ks_statistic']:.3f}, p = {lr['ks_pvalue']:.3g}."]
+    lines += ["", "Closest generated/train pairs (pixel space): `closest_pairs.png` (generated row above train row).", "",
+              "| generated | train | distance |", "|---|---|---|"]
+    lines += [f"| {p['generated']} | {p['train']} | {p['distance']:.4f} |" for p in pairs[:16]]
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def memorization(
+        checkpoint: Path = typer.Argument(..., help="Checkpoint directory (or a run directory)."),
+        out: Path = typer.Option(Path("memorization"), help="Output directory (JSON, Markdown, PNG, plotly JSON)."),
+        n: int = typer.Option(10000, help="Generated samples: latents (seed, 0..n-1)."),
+        seed: int = typer.Option(0, help="Latent seed (also k-means and latent-recovery seed)."),
+        n_test: int = typer.Option(10000, help="Held-out images (the data spec's test split)."),
+        classifier: Optional[Path] = typer.Option(None, help="Evaluation classifier for a third feature space "
+                                                  "(e.g. checkpoints/fashion-classifier)."),
+        backend: str = typer.Option("auto", help="Nearest-neighbour backend: auto, faiss, torch."),
+        cells: int = typer.Option(20, help="k-means cells of the training set for C_T."),
+        min_count: int = typer.Option(20, help="Cells need this many held-out and generated samples."),
+        recovery_n: int = typer.Option(64, help="Train and held-out images for latent recovery (0 = skip)."),
+        recovery_steps: int = typer.Option(200, help="Adam steps of latent recovery."),
+        pixel_size: int = typer.Option(16, help="Pixel space: images downsampled to this size."),
+        top: int = typer.Option(32, help="Closest generated/train pairs to list and draw."),
+        cache_dir: Optional[Path] = typer.Option(Path("cache/memorization"), help="Cache of training features."),
+        device: Optional[str] = typer.Option(None, help="cpu, cuda (default: CUDA when available)."),
+    ) -> None:
+        """Measure whether a checkpoint copies its training set: NN distances, C_T, latent recovery."""
+        from dcgan_viz.cli import _run
+
+        def go() -> None:
+            from dcgan_viz.analysis.memorization import measure_checkpoint
+            from dcgan_viz.checkpoint import load_checkpoint
+            from dcgan_viz.images import save_png
+            from dcgan_viz.plots.memorization import closest_pairs_grid, ct_cells_figure
+
+            if n < 2 or n_test < 2:
+                raise ValueError("--n and --n-test must be at least 2")
+            bundle = load_checkpoint(checkpoint, device=device)
+            clf, clf_key = None, ""
+            if classifier is not None:
+                from dcgan_viz.evaluation import load_evaluator
+
+                clf, meta = load_evaluator(classifier, bundle.device, kind="classifier")
+                clf_key = str(meta.get("weights_sha256", classifier))
+            report, gen, train = measure_checkpoint(
+                bundle, n, seed, n_test, clf, clf_key, backend, cache_dir, cells, min_count, recovery_n,
+                recovery_steps, pixel_size, top)
+            out.mkdir(parents=True, exist_ok=True)
+            summary = report.summary()
+            pairs = [{"generated": int(g), "train": int(t), "distance": float(d)} for g, t, d in
+                     zip(report.closest.gen_indices, report.closest.train_indices, report.closest.distances)]
+            atomic_write_json(out / "memorization.json", {"checkpoint": str(bundle.path), "seed": seed, **summary,
+                                                         "closest_pairs": pairs})
+            _write_text(out / "memorization.md", _memorization_markdown(summary, str(bundle.path), pairs))
+            save_png(out / "closest_pairs.png", closest_pairs_grid(report.closest, gen, train), scale=2)
+            for name, s in report.spaces.items():
+                _write_text(out / f"ct_cells_{name}.plotly.json", ct_cells_figure(s.copying, f"C_T cells ({name})").to_json())
+            ct = summary["spaces"]["pixel"]["ct"]
+            typer.echo(f"{'COPYING' if report.copying else 'no copying'}: pixel C_T {ct:.2f}, "
+                       f"NN ratio {summary['spaces']['pixel']['nn_ratio']:.3f}; wrote {out}")
+        _run(go)
+
+    @app.command()
+    def dedup(
+        source: str = typer.Argument(..., help="Data spec: fashion-mnist, rooms:count=1000000, prepared:DIR, ..."),
+        out: Path = typer.Option(Path("dedup"), help="Output directory: report and filtered/ prepared cache."),
+        method: str = typer.Option("semantic", help="semantic (the paper's autoencoder hash) or phash (DCT)."),
+        radius: int = typer.Option(4, help="Hamming radius: codes this close are near duplicates."),
+        threshold: Optional[float] = typer.Option(None, help="Confirm hash collisions: max shift-tolerant "
+                                                  "normalised pixel distance (e.g. 0.2); default: hash only."),
+        size: int = typer.Option(32, help="Image size the source is prepared at."),
+        epochs: int = typer.Option(5, help="Autoencoder epochs (semantic)."),
+        seed: int = typer.Option(0),
+        plant: int = typer.Option(0, help="Control: plant this many altered copies and report precision/recall."),
+        max_bucket: int = typer.Option(256, help="Compare at most this many bucket neighbours per item."),
+        cache_dir: Path = typer.Option(Path("cache"), help="Where a non-prepared source is prepared."),
+    ) -> None:
+        """Find near-duplicate groups in a training set; write a report and a de-duplicated prepared cache."""
+        from dcgan_viz.cli import _run
+
+        def go() -> None:
+            from dcgan_viz.analysis.dedup import dedup_codes, hash_images, pair_scores, plant_duplicates
+            from dcgan_viz.data.loading import cache_key, load_imageset
+            from dcgan_viz.data.prepare import filter_prepared
+            from dcgan_viz.data.spec import DataSpec
+            from dcgan_viz.images import save_png
+            from dcgan_viz.plots.memorization import dedup_groups_grid
+
+            spec = DataSpec.parse(source, size=size)
+            imageset = load_imageset(spec, cache_dir=cache_dir)
+            src_dir = Path(spec.path) if spec.source == "prepared" else cache_dir / cache_key(spec)
+            images = np.asarray(imageset.images)
+            truth = None
+            if plant > 0:
+                images, truth, _ = plant_duplicates(images, plant, seed)
+            codes = hash_images(images, method, seed, epochs)
+            result = dedup_codes(codes, method, radius, max_bucket, images if threshold is not None else None, threshold)
+            keep = result.keep[result.keep < len(imageset)]
+            filter_prepared(src_dir, keep, out / "filtered")
+            groups = result.groups()
+            report = {
+                "source": source, "method": method, "radius": radius, "threshold": threshold, "images": len(images),
+                "pairs": int(len(result.pairs)), "groups": len(groups), "largest_group": int(len(groups[0])) if groups else 1,
+                "kept": int(len(keep)), "removed": int(len(imageset) - len(keep)),
+                "truncated_buckets": result.truncated_buckets, "filtered_cache": str(out / "filtered"),
+                "top_groups": [g.tolist() for g in groups[:50]],
+            }
+            if truth is not None:
+                report["planted"] = pair_scores(result, truth)
+            atomic_write_json(out / "dedup.json", report)
+            lines = [f"# Near duplicates: {source}", "", f"{method} hash, radius {radius}, verification {threshold}: "
+                     f"{report['pairs']} pairs, {report['groups']} groups (largest {report['largest_group']}), "
+                     f"kept {report['kept']} of {len(imageset)}; filtered cache `{out / 'filtered'}`."]
+            if truth is not None:
+                s = report["planted"]
+                lines.append(f"\nPlanted control: {s['planted_pairs']} copies, precision {s['precision']:.4f} "
+                             f"(copies only {s['precision_planted']:.4f}), recall {s['recall']:.4f}.")
+            _write_text(out / "dedup.md", "\n".join(lines) + "\n")
+            picture = dedup_groups_grid(result, images)
+            if picture is not None:
+                save_png(out / "groups.png", picture, scale=2)
+            typer.echo(f"{report['groups']} near-duplicate groups, kept {report['kept']} of {len(imageset)}; wrote {out}")
+        _run(go)
