@@ -1,0 +1,60 @@
+"""Near-duplicate grouping: planted copies found, distinct images not merged; CLI writes a filtered cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from typer.testing import CliRunner
+
+from dcgan_viz.analysis.dedup import dedup_codes, hamming, near_pairs, pair_scores, phash, plant_duplicates
+from dcgan_viz.cli import app
+from dcgan_viz.data.prepare import open_prepared
+
+torch.set_num_threads(1)
+
+
+def _distinct(n: int, seed: int = 0) -> np.ndarray:
+    g = torch.Generator().manual_seed(seed)
+    img = torch.nn.functional.interpolate(torch.rand(n, 1, 6, 6, generator=g), size=32, mode="bicubic")
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def test_near_pairs_equal_all_pairs_search() -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, size=(300, 4), dtype=np.uint8)
+    codes[150:160] = codes[:10] ^ np.uint8(1 << 3)  # 1 bit away
+    codes[160:170] = codes[10:20] ^ np.array([7, 0, 0, 0], np.uint8)  # 3 bits away
+    i, j = np.triu_indices(len(codes), 1)
+    d = hamming(codes[i], codes[j])
+    for radius in (0, 1, 3):
+        pairs, truncated = near_pairs(codes, radius)
+        expected = np.stack([i[d <= radius], j[d <= radius]], 1)
+        assert truncated == 0
+        np.testing.assert_array_equal(pairs, expected)
+
+
+def test_planted_jpeg_and_recolour_copies_found_distinct_not_merged() -> None:
+    base = _distinct(200)
+    images, truth, kinds = plant_duplicates(base, 30, seed=0)
+    keep = np.array([k != "shift" for k in kinds])
+    result = dedup_codes(phash(images), "phash", radius=4)
+    scores = pair_scores(result, truth[keep])
+    assert scores["recall"] == 1.0 and scores["precision"] == 1.0
+    assert len(result.keep) == 200 + (~keep).sum() and set(result.keep) >= set(range(200))
+    assert pair_scores(dedup_codes(phash(base), "phash", 4), truth[:0])["predicted_pairs"] == 0
+
+
+def test_dedup_cli_writes_report_and_filtered_cache(tmp_path) -> None:
+    out = tmp_path / "out"
+    args = ["dedup", "random:count=48,size=32,channels=1", "--out", str(out), "--method", "phash", "--radius", "2",
+            "--plant", "8", "--cache-dir", str(tmp_path / "cache")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "dedup.json").read_text())
+    assert report["kept"] == 48 and report["planted"]["recall"] == 1.0
+    filtered = open_prepared(out / "filtered")
+    assert len(filtered) == 48
+    bad = CliRunner().invoke(app, ["dedup", "nosuch:x", "--out", str(out)])
+    assert bad.exit_code == 2 and "error:" in bad.output
