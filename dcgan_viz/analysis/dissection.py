@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import floor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -48,17 +48,19 @@ class Dissection:
         iou = np.asarray(self.iou[layer])
         return iou.argmax(axis=1), iou.max(axis=1)
 
-    def detectors(self) -> dict[str, dict[str, int]]:
-        """{layer: {class: number of units whose best class it is, with IoU > iou_threshold}}."""
+    def detectors(self, threshold: float | None = None) -> dict[str, dict[str, int]]:
+        """{layer: {class: number of units whose best class it is, with IoU > threshold}}
+        (default threshold: ``iou_threshold``)."""
+        threshold = self.iou_threshold if threshold is None else threshold
         out = {}
         for layer in self.layers:
             cls, iou = self.best(layer)
-            hit = cls[iou > self.iou_threshold]
+            hit = cls[iou > threshold]
             out[layer] = {name: int((hit == c).sum()) for c, name in enumerate(self.class_names)}
         return out
 
 
-def _batches(images: np.ndarray, batch_size: int, device: torch.device):
+def _batches(images: np.ndarray, batch_size: int, device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
     for i in range(0, len(images), batch_size):
         yield i, from_uint8(torch.as_tensor(np.ascontiguousarray(images[i : i + batch_size]), device=device))
 
@@ -132,12 +134,14 @@ def dissect(net: nn.Module, images: np.ndarray, masks: np.ndarray, class_names: 
 
 
 def detector_table(results: list[Dissection]) -> list[dict]:
-    """Rows {net, layer, units, detectors, <class>: count...} for each result and layer."""
+    """Rows {net, layer, units, detectors, mean_best_iou, <class>: count...} for each result and
+    layer; ``mean_best_iou`` (each unit's best IoU, averaged) is a threshold-free companion."""
     rows = []
     for res in results:
         for layer, counts in res.detectors().items():
             rows.append({"net": res.label, "layer": layer, "units": int(len(res.iou[layer])),
-                         "detectors": int(sum(counts.values())), **counts})
+                         "detectors": int(sum(counts.values())),
+                         "mean_best_iou": round(float(res.best(layer)[1].mean()), 4), **counts})
     return rows
 
 
@@ -145,7 +149,7 @@ def detector_markdown(results: list[Dissection]) -> str:
     """The detector table as Markdown: one row per (net, layer), one column per class."""
     rows = detector_table(results)
     names = results[0].class_names
-    head = ["net", "layer", "units", "detectors", *names]
+    head = ["net", "layer", "units", "detectors", "mean_best_iou", *names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(row[h]) for h in head) + " |" for row in rows]
     r = results[0]

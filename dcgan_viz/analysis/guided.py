@@ -44,6 +44,7 @@ def guided_leaky_relu(model: nn.Module) -> Iterator[None]:
 
     A forward hook records where each activation's input was positive; a full backward hook
     replaces the input gradient with ``relu(grad_out) * (x > 0)``. All hooks are removed on exit.
+    Each LeakyReLU module must run once per forward (true of DCGAN's blocks).
     """
     positive: dict[int, torch.Tensor] = {}
     handles = []

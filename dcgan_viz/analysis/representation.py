@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..data.spec import ImageSet
 
 POOL = 4
-C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+C_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def feature_length(cfg: ModelConfig) -> int:
@@ -64,7 +64,7 @@ def label_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 @dataclass
 class SVMScore:
-    """Test accuracy of a cross-validated linear L2-SVM on one feature set."""
+    """Test accuracy of a linear L2-SVM on one feature set; ``cv_accuracy`` is that of its C."""
 
     features: str
     n_train: int
@@ -74,25 +74,39 @@ class SVMScore:
     accuracy: float
 
 
-def fit_svm(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-            name: str = "", Cs: tuple[float, ...] = C_GRID, folds: int = 3, seed: int = 0) -> SVMScore:
-    """Standardise, pick C by stratified ``folds``-fold CV, refit on all of train, score on test."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+def _svm(C: float, seed: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    model = make_pipeline(StandardScaler(), LinearSVC(loss="squared_hinge", dual="auto", max_iter=2000,
-                                                      random_state=seed))
-    search = GridSearchCV(model, {"linearsvc__C": list(Cs)}, n_jobs=1,
-                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    return make_pipeline(StandardScaler(), LinearSVC(C=C, loss="squared_hinge", dual=True, tol=1e-3,
+                                                     max_iter=1000, random_state=seed))
+
+
+def select_c(x: np.ndarray, y: np.ndarray, Cs: tuple[float, ...] = C_GRID, folds: int = 3,
+             seed: int = 0) -> tuple[float, float]:
+    """(C, mean CV accuracy) of the best C by stratified ``folds``-fold cross-validation on (x (N, F), y (N,))."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import cross_val_score, StratifiedKFold
+
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        search.fit(train_x, train_y)
-    return SVMScore(features=name, n_train=len(train_y), dim=int(train_x.shape[1]),
-                    C=float(search.best_params_["linearsvc__C"]), cv_accuracy=float(search.best_score_),
-                    accuracy=float(search.score(test_x, test_y)))
+        scores = [float(cross_val_score(_svm(C, seed), x, y, cv=cv).mean()) for C in Cs]
+    best = int(np.argmax(scores))
+    return float(Cs[best]), scores[best]
+
+
+def fit_svm(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, C: float,
+            name: str = "", cv_accuracy: float = float("nan"), seed: int = 0) -> SVMScore:
+    """Standardise, fit the L2-SVM (squared hinge, penalty C) on train (N, F), score on test (M, F)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = _svm(C, seed).fit(train_x, train_y)
+    return SVMScore(features=name, n_train=len(train_y), dim=int(train_x.shape[1]), C=float(C),
+                    cv_accuracy=cv_accuracy, accuracy=float(model.score(test_x, test_y)))
 
 
 @dataclass
@@ -116,14 +130,20 @@ class RepresentationResult:
 
 def svm_table(features: dict[str, tuple[np.ndarray, np.ndarray]], train_y: np.ndarray, test_y: np.ndarray,
               label_counts: tuple[int | None, ...] = (None, 1000), seed: int = 0, data: str = "") -> RepresentationResult:
-    """Score every feature set {name: (train (N, F), test (M, F))} with all training labels (None)
-    and with class-balanced subsets of ``label_counts`` labels."""
+    """Score every feature set {name: (train (N, F), test (M, F))} with all N training labels (None)
+    and with class-balanced subsets of ``label_counts`` labels. C is chosen per feature set by
+    cross-validation on the smallest labelled subset (the few-label rows' labels: no test data)."""
+    cv_idx = label_subset(train_y, min([c for c in label_counts if c] + [len(train_y)]), seed)
+    chosen = {name: select_c(tr[cv_idx], train_y[cv_idx], seed=seed) for name, (tr, _) in features.items()}
     scores = []
     for count in label_counts:
         idx = np.arange(len(train_y)) if count is None or count >= len(train_y) else label_subset(train_y, count, seed)
         for name, (tr, te) in features.items():
-            scores.append(vars(fit_svm(tr[idx], train_y[idx], te, test_y, name=name, seed=seed)))
-    return RepresentationResult(data=data, n_test=len(test_y), scores=scores)
+            C, cv_acc = chosen[name]
+            scores.append(vars(fit_svm(tr[idx], train_y[idx], te, test_y, C, name, cv_acc, seed)))
+    notes = [f"C per feature set by 3-fold CV over {list(C_GRID)} on {len(cv_idx)} class-balanced labels;",
+             "features standardised (fit on the training rows)."]
+    return RepresentationResult(data=data, n_test=len(test_y), scores=scores, notes=notes)
 
 
 def evaluate_representations(bundle: "Bundle", train: "ImageSet", test: "ImageSet", label_counts=(None, 1000),
@@ -141,7 +161,7 @@ def evaluate_representations(bundle: "Bundle", train: "ImageSet", test: "ImageSe
         feats = {"trained D": (pooled_features(bundle.D, train.images), pooled_features(bundle.D, test.images)),
                  "random D": (pooled_features(random_d, train.images), pooled_features(random_d, test.images)),
                  "pixels": (pixel_features(train.images), pixel_features(test.images))}
-        res = svm_table(feats, train.labels, test.labels, tuple(label_counts), seed, data=_describe(train, test))
+        res = svm_table(feats, train.labels, test.labels, tuple(label_counts), seed=seed, data=_describe(train, test))
         res.notes.append(f"All-label rows use the first {len(train.labels)} training images.")
         return res
 

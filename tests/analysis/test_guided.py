@@ -75,6 +75,9 @@ def test_no_hooks_left_and_outputs_unchanged(tiny_cfg: ModelConfig) -> None:
             assert _hooks(D) > 0
             raise RuntimeError("boom")
     assert _hooks(D) == 0
+    with pytest.raises(ValueError, match="images must have shape"):
+        guided_backprop(D, "conv2", 1, x[:, :2], "max")  # fails inside Captum, within the hooks
+    assert _hooks(D) == 0
     torch.testing.assert_close(D(x), before)
     x2 = x.clone().requires_grad_(True)
     D(x2).sum().backward()  # plain backward works again: no stale guided rule

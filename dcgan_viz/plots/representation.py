@@ -1,0 +1,47 @@
+"""Figures of representation analyses: SVM accuracy bars and the UMAP scatter. Nothing here computes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis.representation import RepresentationResult, UmapResult
+
+
+def accuracy_figure(result: RepresentationResult):
+    """Plotly grouped bars: test accuracy per feature set, one group per number of training labels."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for n in sorted({s["n_train"] for s in result.scores}, reverse=True):
+        rows = [s for s in result.scores if s["n_train"] == n]
+        fig.add_bar(name=f"{n} labels", x=[s["features"] for s in rows], y=[100 * s["accuracy"] for s in rows],
+                    text=[f"{100 * s['accuracy']:.1f}%" for s in rows])
+    fig.update_layout(barmode="group", yaxis_title="test accuracy (%)",
+                      title=f"Linear L2-SVM on pooled features: {result.data} {result.n_test}")
+    return fig
+
+
+def umap_figure(result: UmapResult):
+    """Plotly scatter of the UMAP: real images coloured by label, generated images as grey crosses.
+    Each point's ``customdata`` is (generated 0/1, index) so a dashboard can show its thumbnail."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    real = ~np.asarray(result.generated, bool)
+    labels = np.asarray(result.labels)
+    coords, index = np.asarray(result.coords), np.asarray(result.index)
+    for label in np.unique(labels[real]):
+        pick = real & (labels == label)
+        name = result.label_names[label] if 0 <= label < len(result.label_names) else "unlabelled"
+        fig.add_scattergl(x=coords[pick, 0], y=coords[pick, 1], mode="markers", name=name, marker={"size": 4},
+                          customdata=np.c_[np.zeros(pick.sum(), int), index[pick]],
+                          hovertemplate=f"{name}<br>real image %{{customdata[1]}}<extra></extra>")
+    fake = ~real
+    if fake.any():
+        fig.add_scattergl(x=coords[fake, 0], y=coords[fake, 1], mode="markers", name="generated",
+                          marker={"size": 5, "symbol": "x", "color": "grey"},
+                          customdata=np.c_[np.ones(fake.sum(), int), index[fake]],
+                          hovertemplate=f"generated: latent ({result.latent_seed}, %{{customdata[1]}})<extra></extra>")
+    fig.update_layout(title="UMAP of discriminator features (real by label, generated in grey)",
+                      xaxis_title="UMAP 1", yaxis_title="UMAP 2")
+    return fig
