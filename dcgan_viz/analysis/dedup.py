@@ -2,20 +2,25 @@
 
 Semantic hash (Radford et al. 2015, section 4.1.1): a de-noising, dropout-regularised ReLU
 autoencoder (32*32*C - 128 - 32*32*C) on 32x32 downsampled centre crops; its code layer,
-thresholded per unit at the unit's median over the set (balanced bits), is a 128-bit hash.
-Perceptual hash: 8x8 lowest DCT frequencies of the 32x32 grayscale image, above their median.
+thresholded per unit at the unit's median over the set (balanced bits), is a 128-bit hash. Its
+de-noising corruption (shift <= 2 px, gain/offset, noise, dropout) targets near-duplicate edits.
+Perceptual hash: 8x8 lowest DCT frequencies of the 32x32 grayscale image above their median: 64 bits.
 
-Grouping is multi-index hashing: codes within Hamming ``radius`` share at least one of
-``radius + 1`` disjoint substrings exactly (pigeonhole), so items are bucketed by each substring,
-only bucket mates are compared, and pairs within ``radius`` are joined into groups (connected
-components). Expected time is linear in the set size; a bucket larger than ``max_bucket`` is
-only compared to its ``max_bucket`` sorted neighbours (``truncated_buckets`` counts them).
+Pipeline (``find_duplicates``): (1) multi-index hashing: codes within Hamming ``radius`` share at
+least one of ``radius + 1`` disjoint substrings exactly (pigeonhole), so each item only meets its
+bucket mates (a sort + binary search per table: expected linear time; a bucket larger than
+``max_bucket`` is cut, ``truncated_buckets`` counts the cut lookups); (2) shift probes: the codes of
+each image moved by up to 2 px are looked up too (a shifted copy's own hash is far away);
+(3) verification: a collision counts when the 3x3-blurred grayscale images, standardised over
+the compared window, differ by at most ``threshold`` RMS at their best alignment (|shift| <= 2 px); (4) groups are the
+connected components of the confirmed pairs; the first image of each group is kept.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +28,7 @@ from torch import nn
 
 HASH_SIZE = 32
 CHUNK = 4096
+LOOKUP_CHUNK = 16384
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
@@ -55,30 +61,13 @@ class DedupResult:
 
 def _small(images: np.ndarray, gray: bool) -> torch.Tensor:
     """uint8 (n, H, W, C) -> float (n, C', 32, 32) in [0, 1]: centre crop to square, area-downsample."""
-    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float().div_(255.0)
     h, w = x.shape[-2:]
     s = min(h, w)
     x = x[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
     if gray and x.shape[1] == 3:
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     return nn.functional.adaptive_avg_pool2d(x, HASH_SIZE) if s != HASH_SIZE else x
-
-
-def _centred(x: torch.Tensor) -> torch.Tensor:
-    """(n, S, S) -> (n, S, S) shifted (sub-pixel, circularly, via the Fourier shift theorem) so that the
-    centroid of its gradient energy sits at the centre: a 1-2 px shift of the content is undone."""
-    s = x.shape[-1]
-    gy = nn.functional.pad((x[:, 1:, :] - x[:, :-1, :]).abs(), (0, 0, 0, 1))
-    gx = nn.functional.pad((x[:, :, 1:] - x[:, :, :-1]).abs(), (0, 1, 0, 0))
-    w = gy + gx + 1e-6
-    pos = torch.arange(s, dtype=x.dtype) + 0.5
-    cy = (w.sum(2) * pos).sum(1) / w.sum((1, 2))
-    cx = (w.sum(1) * pos).sum(1) / w.sum((1, 2))
-    freq = torch.fft.fftfreq(s, dtype=torch.float64)
-    ramp_y = torch.exp(2j * torch.pi * freq[None, :] * (cy[:, None].double() - s / 2))
-    ramp_x = torch.exp(2j * torch.pi * freq[None, :] * (cx[:, None].double() - s / 2))
-    spec = torch.fft.fft2(x.double()) * ramp_y[:, :, None] * ramp_x[:, None, :]
-    return torch.fft.ifft2(spec).real.to(x.dtype)
 
 
 def _dct_matrix(n: int) -> torch.Tensor:
@@ -93,25 +82,10 @@ def phash(images: np.ndarray, low: int = 8) -> np.ndarray:
     dct = _dct_matrix(HASH_SIZE)[:low]
     out = []
     for start in range(0, len(images), CHUNK):
-        x = _centred(_small(images[start : start + CHUNK], gray=True)[:, 0])
+        x = _small(images[start : start + CHUNK], gray=True)[:, 0]
         coef = (dct @ x @ dct.T).reshape(len(x), -1)
         bits = coef > coef[:, 1:].median(dim=1, keepdim=True).values
         out.append(np.packbits(bits.numpy(), axis=1))
-    return np.concatenate(out)
-
-
-def fourier_hash(images: np.ndarray, low: int = 8) -> np.ndarray:
-    """uint8 (N, H, W, C) -> packed uint8 (N, 2*low*low/8): low-frequency Fourier magnitudes above their median.
-
-    Magnitudes ignore where the content sits (a 1-2 px shift on a flat background leaves them
-    nearly unchanged), gain cancels in the median and an offset only moves the excluded DC term.
-    """
-    out = []
-    for start in range(0, len(images), CHUNK):
-        x = _small(images[start : start + CHUNK], gray=True)[:, 0]
-        mag = torch.fft.fft2(x).abs()
-        block = torch.cat([mag[:, 1 : low + 1, :low], mag[:, 1 : low + 1, -low:]], dim=2).flatten(1)
-        out.append(np.packbits((block > block.median(dim=1, keepdim=True).values).numpy(), axis=1))
     return np.concatenate(out)
 
 
@@ -124,16 +98,17 @@ class HashAutoencoder(nn.Module):
         self.encoder = nn.Linear(dim, bits)
         self.decoder = nn.Linear(bits, dim)
 
-    def code(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.encoder(x))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(self.code(self.drop(x))))
+        return torch.sigmoid(self.decoder(torch.relu(self.encoder(self.drop(x)))))
 
 
 @dataclass
 class SemanticHasher:
-    """A trained HashAutoencoder plus per-unit thresholds (bits,) that binarise its code."""
+    """A trained HashAutoencoder plus per-unit thresholds (bits,) that binarise its code.
+
+    The code units' pre-activations are thresholded (ReLU(a) > t is a > t for t > 0; below 0 the
+    pre-activation still carries the information a dead ReLU would lose).
+    """
 
     model: HashAutoencoder
     thresholds: torch.Tensor
@@ -146,7 +121,7 @@ class SemanticHasher:
     def _codes(self, images: np.ndarray):
         self.model.eval()
         for start in range(0, len(images), CHUNK):
-            yield self.model.code(_small(images[start : start + CHUNK], gray=False).flatten(1))
+            yield self.model.encoder(_small(images[start : start + CHUNK], gray=False).flatten(1))
 
 
 def _corrupt(x: torch.Tensor, noise: float, gen: torch.Generator) -> torch.Tensor:
@@ -181,7 +156,7 @@ def train_semantic_hasher(images: np.ndarray, bits: int = 128, epochs: int = 5, 
             opt.step()
     model.eval()
     with torch.no_grad():
-        thresholds = model.code(x.flatten(1)).median(dim=0).values
+        thresholds = model.encoder(x.flatten(1)).median(dim=0).values
     return SemanticHasher(model, thresholds)
 
 
@@ -201,32 +176,39 @@ def _substring_keys(codes: np.ndarray, tables: int) -> list[np.ndarray]:
     return [bits[:, lo:hi].astype(np.int64) @ w for (lo, hi), w in zip(zip(bounds[:-1], bounds[1:]), weights)]
 
 
-def _bucket_pairs(keys: np.ndarray, max_bucket: int) -> tuple[np.ndarray, int]:
-    """Pairs (P, 2) of items with equal keys (within max_bucket sorted positions), and #buckets truncated."""
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
-    out = []
-    for d in range(1, max_bucket + 1):
-        same = np.flatnonzero(sk[d:] == sk[:-d])
-        if len(same) == 0:
-            return (np.concatenate(out) if out else np.zeros((0, 2), np.int64)), 0
-        out.append(np.stack([order[same], order[same + d]], axis=1))
-    same = np.flatnonzero(sk[max_bucket:] == sk[:-max_bucket])
-    truncated = len(np.unique(sk[same])) if len(same) else 0
-    return np.concatenate(out), truncated
+def _lookup(sorted_keys: np.ndarray, order: np.ndarray, queries: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rows i (of the table) and j (of the queries) with equal keys -> (i (P,), j (P,), #queries truncated)."""
+    lo = np.searchsorted(sorted_keys, queries, "left")
+    hi = np.searchsorted(sorted_keys, queries, "right")
+    counts = np.minimum(hi - lo, max_bucket)
+    j = np.repeat(np.arange(len(queries), dtype=np.int64), counts)
+    offsets = np.arange(len(j), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return order[np.repeat(lo, counts) + offsets], j, int((hi - lo > max_bucket).sum())
 
 
-def near_pairs(codes: np.ndarray, radius: int, max_bucket: int = 256) -> tuple[np.ndarray, int]:
-    """All pairs (i < j) of packed codes (N, B) within Hamming ``radius`` -> (int64 (P, 2), truncated buckets)."""
+def near_pairs(codes: np.ndarray, radius: int, max_bucket: int = 256,
+               probes: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, int]:
+    """Pairs (i < j) of packed codes (N, B) within Hamming ``radius`` -> (int64 (P, 2), truncated lookups).
+
+    ``probes``: extra codes (N, B) per item (e.g. of its shifted copies); a pair is also found when
+    a probe of one item is within ``radius`` of the other's code.
+    """
     nbits = codes.shape[1] * 8
     if not 0 <= radius < nbits // 4:
         raise ValueError(f"radius must be in [0, {nbits // 4}) for {nbits}-bit codes, got {radius}")
+    tables = _substring_keys(codes, radius + 1)
+    probe_tables = [_substring_keys(p, radius + 1) for p in probes]
     found, truncated = [], 0
-    for keys in _substring_keys(codes, radius + 1):
-        pairs, t = _bucket_pairs(keys, max_bucket)
-        truncated += t
-        pairs = np.sort(pairs, axis=1)
-        found.append(pairs[hamming(codes[pairs[:, 0]], codes[pairs[:, 1]]) <= radius])
+    for t, keys in enumerate(tables):
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        for probe, probe_keys in [(codes, tables)] + list(zip(probes, probe_tables)):
+            for start in range(0, len(codes), LOOKUP_CHUNK):  # bounds memory: <= chunk * max_bucket candidates
+                i, j, cut = _lookup(sorted_keys, order, probe_keys[t][start : start + LOOKUP_CHUNK], max_bucket)
+                j += start
+                truncated += cut
+                ok = (i != j) & (hamming(codes[i], probe[j]) <= radius)
+                found.append(np.stack([np.minimum(i, j)[ok], np.maximum(i, j)[ok]], axis=1))
     pairs = np.concatenate(found)
     n = np.int64(len(codes))
     uniq = np.unique(pairs[:, 0] * n + pairs[:, 1])
@@ -245,22 +227,29 @@ def group_labels(pairs: np.ndarray, n: int) -> np.ndarray:
     return lowest[comp]
 
 
-def _normalised(images: np.ndarray) -> torch.Tensor:
-    """uint8 (n, H, W, C) -> (n, 32, 32) grayscale, zero mean and unit std per image (ignores recolouring)."""
-    x = _small(images, gray=True)[:, 0]
+def _blurred(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n, H, W, C) -> (n, 32, 32) grayscale in [0, 1], 3x3-blurred (ignores compression noise)."""
+    x = _small(images, gray=True)
+    return nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+
+
+def _standardised(x: torch.Tensor) -> torch.Tensor:
+    """(P, h, w) -> zero mean, unit std per image (ignores recolouring: gain and offset)."""
     x = x - x.mean(dim=(1, 2), keepdim=True)
     return x / x.flatten(1).std(dim=1).clamp_min(1e-3)[:, None, None]
 
 
 def shift_distance(a: torch.Tensor, b: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
-    """RMS difference of normalised images a, b (P, S, S) over their overlap, minimised over shifts of b
-    by up to ``max_shift`` px -> (P,)."""
-    s, m = a.shape[-1], max_shift
+    """RMS difference of blurred images a, b (P, S, S), each standardised over the compared window,
+    minimised over shifts of a by up to ``max_shift`` px -> (P,). The window skips a border of
+    ``max_shift + 1`` px (lost or edge-replicated in a shifted copy, and touched by the blur)."""
+    s, m = a.shape[-1], max_shift + 1
+    core = _standardised(b[:, m : s - m, m : s - m])
     best = torch.full((len(a),), float("inf"))
-    for dy in range(-m, m + 1):
-        for dx in range(-m, m + 1):
-            pa = a[:, m + dy : s - m + dy, m + dx : s - m + dx]
-            best = torch.minimum(best, (pa - b[:, m : s - m, m : s - m]).pow(2).mean(dim=(1, 2)).sqrt())
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            window = _standardised(a[:, m + dy : s - m + dy, m + dx : s - m + dx])
+            best = torch.minimum(best, (window - core).pow(2).mean(dim=(1, 2)).sqrt())
     return best
 
 
@@ -269,17 +258,18 @@ def verify_pairs(images: np.ndarray, pairs: np.ndarray, threshold: float, chunk:
     keep = []
     for start in range(0, len(pairs), chunk):
         p = pairs[start : start + chunk]
-        keep.append(shift_distance(_normalised(images[p[:, 0]]), _normalised(images[p[:, 1]])).numpy() <= threshold)
+        keep.append(shift_distance(_blurred(images[p[:, 0]]), _blurred(images[p[:, 1]])).numpy() <= threshold)
     return np.concatenate(keep) if keep else np.zeros(0, bool)
 
 
 def dedup_codes(codes: np.ndarray, method: str, radius: int, max_bucket: int = 256,
-                images: np.ndarray | None = None, threshold: float | None = None) -> DedupResult:
-    """Group packed codes (N, B) within ``radius`` bits; keep the first image of each group.
+                probes: Sequence[np.ndarray] = (), images: np.ndarray | None = None,
+                threshold: float | None = None) -> DedupResult:
+    """Group packed codes (N, B) within ``radius`` bits (also via ``probes``); keep the first image of each group.
 
     With ``images`` (N, H, W, C) and ``threshold``, hash collisions are confirmed by ``verify_pairs``.
     """
-    pairs, truncated = near_pairs(codes, radius, max_bucket)
+    pairs, truncated = near_pairs(codes, radius, max_bucket, probes)
     if images is not None and threshold is not None:
         pairs = pairs[verify_pairs(images, pairs, threshold)]
     labels = group_labels(pairs, len(codes))
@@ -287,15 +277,48 @@ def dedup_codes(codes: np.ndarray, method: str, radius: int, max_bucket: int = 2
     return DedupResult(method, radius, codes, pairs, labels, keep, truncated)
 
 
-def hash_images(images: np.ndarray, method: str = "semantic", seed: int = 0, epochs: int = 5) -> np.ndarray:
-    """uint8 (N, H, W, C) -> packed codes (N, B) with ``method`` "semantic" (trains a hasher) or "phash"."""
+def find_duplicates(images: np.ndarray, method: str = "semantic", radius: int = 4, threshold: float | None = 0.08,
+                    max_shift: int = 2, max_bucket: int = 256, seed: int = 0, epochs: int = 5) -> DedupResult:
+    """Near-duplicate groups of uint8 (N, H, W, C) images: hash, probe with shifts, verify, group.
+
+    ``max_shift`` > 0 also looks up the codes of each image moved by up to that many px (copies
+    shifted by 1-2 px lose their hash otherwise); ``threshold`` None skips pixel verification.
+    """
+    fn = hasher(images, method, seed, epochs)
+    if max_shift > 0:
+        codes, probes = hash_with_probes(images, fn, max_shift)
+    else:
+        codes, probes = fn(images), []
+    return dedup_codes(codes, method, radius, max_bucket, probes, images if threshold is not None else None, threshold)
+
+
+def shifted(images: np.ndarray, dy: int, dx: int, pad: int = 2) -> np.ndarray:
+    """uint8 (N, H, W, C) moved by (dy, dx) px (|d| <= pad), edges replicated."""
+    h, w = images.shape[1:3]
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return padded[:, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+
+
+def hasher(images: np.ndarray, method: str = "semantic", seed: int = 0, epochs: int = 5) -> Callable[[np.ndarray], np.ndarray]:
+    """A hash function uint8 (n, H, W, C) -> packed codes (n, B): "semantic" (trained on ``images``) or "phash"."""
     if method == "phash":
-        return phash(images)
-    if method == "fourier":
-        return fourier_hash(images)
+        return phash
     if method == "semantic":
-        return train_semantic_hasher(images, epochs=epochs, seed=seed)(images)
-    raise ValueError(f"unknown hash method {method!r}; choose semantic, phash or fourier")
+        return train_semantic_hasher(images, epochs=epochs, seed=seed)
+    raise ValueError(f"unknown hash method {method!r}; choose semantic or phash")
+
+
+def hash_with_probes(images: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], max_shift: int = 2,
+                     chunk: int = 65536) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Codes (N, B) of ``images`` and, per shift (dy, dx) != 0 with |d| <= max_shift, codes of the shifted images."""
+    shifts = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    parts: dict[tuple[int, int], list[np.ndarray]] = {s: [] for s in shifts}
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start : start + chunk])
+        for dy, dx in shifts:
+            parts[(dy, dx)].append(fn(shifted(block, dy, dx, max_shift) if (dy, dx) != (0, 0) else block))
+    codes = {s: np.concatenate(p) for s, p in parts.items()}
+    return codes.pop((0, 0)), list(codes.values())
 
 
 # ---------------------------------------------------------------- planted duplicates (controls)
@@ -309,12 +332,6 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
     out = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
     return out[..., None] if image.shape[-1] == 1 else out
-
-
-def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    padded = np.pad(image, ((2, 2), (2, 2), (0, 0)), mode="edge")
-    return padded[2 - dy : 2 - dy + h, 2 - dx : 2 - dx + w]
 
 
 def _recolour(image: np.ndarray, gain: np.ndarray, offset: float) -> np.ndarray:
@@ -336,7 +353,7 @@ def plant_duplicates(images: np.ndarray, n_copies: int, seed: int = 0) -> tuple[
         kind = ("shift", "jpeg", "recolour")[i % 3]
         if kind == "shift":
             dy, dx = rng.integers(1, 3, size=2) * rng.choice([-1, 1], size=2)
-            copies.append(_shift(img, int(dy), int(dx)))
+            copies.append(shifted(img[None], int(dy), int(dx))[0])
         elif kind == "jpeg":
             copies.append(_jpeg(img, int(rng.integers(50, 91))))
         else:

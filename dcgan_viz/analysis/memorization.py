@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from dcgan_viz.analysis.nearest import NearestIndex, classifier_features, d_features, open_index, pixel_features
+from dcgan_viz.checkpoint import Bundle
+from dcgan_viz.data.spec import DataSpec
 
 NEAR_COPY_QUANTILE = 0.01
 COPYING_THRESHOLD = -3.0
@@ -89,6 +91,8 @@ class MemorizationReport:
         for name, s in self.spaces.items():
             out["spaces"][name] = {
                 "ct": s.copying.ct, "cells_used": int(s.copying.used.sum()), "cells": len(s.copying.used),
+                "min_cell_z": float(np.nanmin(s.copying.cell_z)) if s.copying.used.any() else float("nan"),
+                "cells_copying": int((s.copying.cell_z[s.copying.used] < COPYING_THRESHOLD).sum()),
                 "nn_ratio": s.ratio, "near_copy_fraction": s.near_copy_fraction,
                 "median_gen_to_train": float(np.median(s.gen_distances)),
                 "median_test_to_train": float(np.median(s.test_distances)),
@@ -201,7 +205,7 @@ def memorization_statistics(train: np.ndarray, test: np.ndarray, gen: np.ndarray
     )
 
 
-def held_out_spec(spec, n_test: int):
+def held_out_spec(spec: DataSpec, n_test: int) -> DataSpec:
     """The held-out split of a training DataSpec with up to ``n_test`` images."""
     if spec.source == "prepared":
         raise ValueError(f"prepared:{spec.path} has no held-out split; use the original data spec")
@@ -210,14 +214,19 @@ def held_out_spec(spec, n_test: int):
     return replace(spec.with_split("test"), count=n_test, content_hash=None)
 
 
-def _spaces(bundle, classifier: torch.nn.Module | None, pixel_size: int) -> dict[str, FeatureFn]:
+def _subset(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``n`` random rows of uint8 (N, H, W, C) images, in index order."""
+    return np.asarray(images[np.sort(rng.choice(len(images), min(n, len(images)), replace=False))])
+
+
+def _spaces(bundle: Bundle, classifier: torch.nn.Module | None, pixel_size: int) -> dict[str, FeatureFn]:
     spaces: dict[str, FeatureFn] = {"pixel": lambda x: pixel_features(x, pixel_size), "d": lambda x: d_features(bundle.D, x)}
     if classifier is not None:
         spaces["classifier"] = lambda x: classifier_features(classifier, x)
     return spaces
 
 
-def measure_checkpoint(bundle, n: int = 10000, seed: int = 0, n_test: int = 10000,
+def measure_checkpoint(bundle: Bundle, n: int = 10000, seed: int = 0, n_test: int = 10000,
                        classifier: torch.nn.Module | None = None, classifier_key: str = "", backend: str = "auto",
                        cache_dir: str | Path | None = None, n_cells: int = 20, min_count: int = 20,
                        recovery_n: int = 64, recovery_steps: int = 200, pixel_size: int = 16,
@@ -242,8 +251,7 @@ def measure_checkpoint(bundle, n: int = 10000, seed: int = 0, n_test: int = 1000
                                      indexes)
     if recovery_n > 0:
         rng = np.random.default_rng(seed)
-        pick = lambda images: np.asarray(images[np.sort(rng.choice(len(images), min(recovery_n, len(images)), replace=False))])
-        latent = latent_recovery(bundle.G, pick(train.images), pick(test.images), bundle.config.z_dist,
-                                 recovery_steps, seed=seed)
+        latent = latent_recovery(bundle.G, _subset(train.images, recovery_n, rng), _subset(test.images, recovery_n, rng),
+                                 bundle.config.z_dist, recovery_steps, seed=seed)
         report = replace(report, latent=latent)
     return report, gen, np.asarray(train.images)

@@ -57,7 +57,7 @@ class Neighbours:
 
 def _chunks(images: np.ndarray | torch.Tensor, batch: int = FEATURE_BATCH):
     for start in range(0, len(images), batch):
-        yield torch.as_tensor(np.ascontiguousarray(images[start : start + batch]))
+        yield torch.as_tensor(np.array(images[start : start + batch]))
 
 
 def pixel_features(images: np.ndarray | torch.Tensor, size: int = 16) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -16,11 +15,12 @@ def _memorization_markdown(summary: dict, checkpoint: str, pairs: list[dict]) ->
     lines = [f"# Memorization: {checkpoint}", "",
              f"train {summary['counts']['train']}, held-out {summary['counts']['test']}, "
              f"generated {summary['counts']['generated']}. Verdict: **{'COPYING' if summary['copying'] else 'no copying'}** "
-             "(pixel-space C_T < -3).", "",
-             "| space | C_T | cells used | NN ratio gen/held-out | near-copy fraction | median gen->train | median held-out->train |",
-             "|---|---|---|---|---|---|---|"]
+             "(rule: copying when the pixel-space C_T < -3).", "",
+             "| space | C_T | cells used | min cell z | cells z < -3 | NN ratio gen/held-out | near-copy fraction "
+             "| median gen->train | median held-out->train |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in summary["spaces"].items():
-        lines.append(f"| {name} | {s['ct']:.2f} | {s['cells_used']}/{s['cells']} | {s['nn_ratio']:.3f} | "
+        lines.append(f"| {name} | {s['ct']:.2f} | {s['cells_used']}/{s['cells']} | {s['min_cell_z']:.2f} | "
+                     f"{s['cells_copying']} | {s['nn_ratio']:.3f} | "
                      f"{s['near_copy_fraction']:.4f} | {s['median_gen_to_train']:.3f} | {s['median_test_to_train']:.3f} |")
     if "latent_recovery" in summary:
         lr = summary["latent_recovery"]
@@ -97,9 +97,11 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Argument(..., help="Data spec: fashion-mnist, rooms:count=1000000, prepared:DIR, ..."),
         out: Path = typer.Option(Path("dedup"), help="Output directory: report and filtered/ prepared cache."),
         method: str = typer.Option("semantic", help="semantic (the paper's autoencoder hash) or phash (DCT)."),
-        radius: int = typer.Option(4, help="Hamming radius: codes this close are near duplicates."),
-        threshold: Optional[float] = typer.Option(None, help="Confirm hash collisions: max shift-tolerant "
-                                                  "normalised pixel distance (e.g. 0.2); default: hash only."),
+        radius: int = typer.Option(4, help="Hamming radius: codes this close collide."),
+        threshold: Optional[float] = typer.Option(0.08, help="Confirm collisions: max RMS distance of the aligned, "
+                                                  "normalised images (--no-verify: hash collisions only)."),
+        verify: bool = typer.Option(True, help="Confirm hash collisions with the pixel check."),
+        max_shift: int = typer.Option(2, help="Also look up the hashes of each image shifted by up to this many px."),
         size: int = typer.Option(32, help="Image size the source is prepared at."),
         epochs: int = typer.Option(5, help="Autoencoder epochs (semantic)."),
         seed: int = typer.Option(0),
@@ -111,7 +113,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
-            from dcgan_viz.analysis.dedup import dedup_codes, hash_images, pair_scores, plant_duplicates
+            from dcgan_viz.analysis.dedup import find_duplicates, pair_scores, plant_duplicates
             from dcgan_viz.data.loading import cache_key, load_imageset
             from dcgan_viz.data.prepare import filter_prepared
             from dcgan_viz.data.spec import DataSpec
@@ -125,13 +127,14 @@ def register(app: typer.Typer) -> None:
             truth = None
             if plant > 0:
                 images, truth, _ = plant_duplicates(images, plant, seed)
-            codes = hash_images(images, method, seed, epochs)
-            result = dedup_codes(codes, method, radius, max_bucket, images if threshold is not None else None, threshold)
+            result = find_duplicates(images, method, radius, threshold if verify else None, max_shift, max_bucket,
+                                     seed, epochs)
             keep = result.keep[result.keep < len(imageset)]
             filter_prepared(src_dir, keep, out / "filtered")
             groups = result.groups()
             report = {
-                "source": source, "method": method, "radius": radius, "threshold": threshold, "images": len(images),
+                "source": source, "method": method, "radius": radius, "threshold": threshold if verify else None,
+                "max_shift": max_shift, "images": len(images),
                 "pairs": int(len(result.pairs)), "groups": len(groups), "largest_group": int(len(groups[0])) if groups else 1,
                 "kept": int(len(keep)), "removed": int(len(imageset) - len(keep)),
                 "truncated_buckets": result.truncated_buckets, "filtered_cache": str(out / "filtered"),
@@ -140,7 +143,7 @@ def register(app: typer.Typer) -> None:
             if truth is not None:
                 report["planted"] = pair_scores(result, truth)
             atomic_write_json(out / "dedup.json", report)
-            lines = [f"# Near duplicates: {source}", "", f"{method} hash, radius {radius}, verification {threshold}: "
+            lines = [f"# Near duplicates: {source}", "", f"{method} hash, radius {radius}, verification {threshold if verify else None}, shift probes {max_shift}: "
                      f"{report['pairs']} pairs, {report['groups']} groups (largest {report['largest_group']}), "
                      f"kept {report['kept']} of {len(imageset)}; filtered cache `{out / 'filtered'}`."]
             if truth is not None:

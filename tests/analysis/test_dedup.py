@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from typer.testing import CliRunner
 
-from dcgan_viz.analysis.dedup import dedup_codes, hamming, near_pairs, pair_scores, phash, plant_duplicates
+from dcgan_viz.analysis.dedup import find_duplicates, hamming, near_pairs, pair_scores, plant_duplicates
 from dcgan_viz.cli import app
-from dcgan_viz.data.prepare import open_prepared
+from dcgan_viz.data.prepare import Chunk, Stream, open_prepared, write_prepared
+from dcgan_viz.data.spec import DataSpec
 
 torch.set_num_threads(1)
 
@@ -35,25 +36,39 @@ def test_near_pairs_equal_all_pairs_search() -> None:
         np.testing.assert_array_equal(pairs, expected)
 
 
-def test_planted_jpeg_and_recolour_copies_found_distinct_not_merged() -> None:
+def test_planted_copies_found_distinct_not_merged() -> None:
     base = _distinct(200)
     images, truth, kinds = plant_duplicates(base, 30, seed=0)
-    keep = np.array([k != "shift" for k in kinds])
-    result = dedup_codes(phash(images), "phash", radius=4)
-    scores = pair_scores(result, truth[keep])
+    result = find_duplicates(images, "phash", radius=4)
+    scores = pair_scores(result, truth)
     assert scores["recall"] == 1.0 and scores["precision"] == 1.0
-    assert len(result.keep) == 200 + (~keep).sum() and set(result.keep) >= set(range(200))
-    assert pair_scores(dedup_codes(phash(base), "phash", 4), truth[:0])["predicted_pairs"] == 0
+    np.testing.assert_array_equal(result.keep, np.arange(200))
+    assert pair_scores(find_duplicates(base, "phash", radius=4), truth[:0])["predicted_pairs"] == 0
+
+
+def test_shift_probes_are_needed_for_shifted_copies() -> None:
+    images, truth, kinds = plant_duplicates(_distinct(200), 30, seed=0)
+    shift = np.array(kinds) == "shift"
+    unprobed = find_duplicates(images, "phash", radius=4, max_shift=0)
+    assert pair_scores(unprobed, truth[shift])["recall"] < 0.8
+
+
+def test_semantic_hash_finds_planted_copies() -> None:
+    images, truth, _ = plant_duplicates(_distinct(300), 30, seed=1)
+    scores = pair_scores(find_duplicates(images, "semantic", radius=8, epochs=40), truth)
+    assert scores["recall"] >= 0.9 and scores["precision"] == 1.0
 
 
 def test_dedup_cli_writes_report_and_filtered_cache(tmp_path) -> None:
+    stream = Stream(iter([Chunk(images=_distinct(48))]), 48, "smooth-48")
+    write_prepared(stream, DataSpec(source="random", size=32, channels=1), tmp_path / "set", progress=False)
     out = tmp_path / "out"
-    args = ["dedup", "random:count=48,size=32,channels=1", "--out", str(out), "--method", "phash", "--radius", "2",
-            "--plant", "8", "--cache-dir", str(tmp_path / "cache")]
+    args = ["dedup", f"prepared:{tmp_path / 'set'}", "--out", str(out), "--method", "phash",
+            "--plant", "9", "--cache-dir", str(tmp_path / "cache")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "dedup.json").read_text())
-    assert report["kept"] == 48 and report["planted"]["recall"] == 1.0
+    assert report["kept"] == 48 and report["planted"]["recall"] == 1.0 and report["planted"]["precision"] == 1.0
     filtered = open_prepared(out / "filtered")
     assert len(filtered) == 48
     bad = CliRunner().invoke(app, ["dedup", "nosuch:x", "--out", str(out)])

@@ -53,7 +53,7 @@ def test_latent_recovery_separates_memorised_images() -> None:
     unreachable = rng.integers(0, 256, size=(12, 32, 32, 1), dtype=np.uint8)
     found = latent_recovery(G, made, unreachable, steps=60, lr=0.05)
     assert found.train_lower and found.ks_statistic == 1.0 and found.ks_pvalue < 1e-3
-    same = latent_recovery(G, made[:6], made[6:], steps=60, lr=0.05)
+    same = latent_recovery(G, unreachable[:6], unreachable[6:], steps=60, lr=0.05)
     assert same.ks_pvalue > 0.05
 
 
