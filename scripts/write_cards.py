@@ -41,15 +41,14 @@ def evaluate_gan(path: Path, root: Path, n: int) -> dict:
     bundle = load_checkpoint(path, device="cpu")
     source = bundle.data.source
     ev_model, ev_meta = load_evaluator(root / EVALUATOR_FOR[source], device="cpu")
-    train_spec = bundle.data.to_dict() | {"count": n if bundle.data.count is None else min(n, bundle.data.count)}
     from dcgan_viz.data.spec import DataSpec
 
-    if source == "fashion-mnist":
-        train_spec["content_hash"] = None
-        test = load_imageset(DataSpec.from_dict(bundle.data.to_dict() | {"split": "test", "count": n, "content_hash": None}))
-    else:
-        test_spec = bundle.data.to_dict() | {"split": "test", "test_count": min(n, bundle.data.test_count or n)}
-        test = load_imageset(DataSpec.from_dict(test_spec))
+    # subsets of the recorded splits: their content hashes differ from the recorded one, so drop it
+    train_spec = bundle.data.to_dict() | {"content_hash": None,
+                                          "count": n if bundle.data.count is None else min(n, bundle.data.count)}
+    test_spec = bundle.data.with_split("test").to_dict()
+    test_spec |= {"count": n} if source == "fashion-mnist" else {"test_count": min(n, bundle.data.test_count or n)}
+    test = load_imageset(DataSpec.from_dict(test_spec))
     train = load_imageset(DataSpec.from_dict(train_spec))
     t0 = time.perf_counter()
     gen = generate_float(bundle, n)
