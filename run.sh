@@ -33,7 +33,7 @@ case "${1:-}" in
       --epochs 2 --batch-size 64 --out out/rooms32-demo
     ;;
   test)
-    setup analysis,dashboard,dev
+    setup analysis,dashboard,faiss,dev
     python -m pytest -q -n 2 "${@:2}"
     ;;
   *)
