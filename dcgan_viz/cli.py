@@ -76,6 +76,7 @@ def train(
     channels_last: str = typer.Option(_T.channels_last, help="auto (on CUDA), on, off."),
     keep_checkpoints: int = typer.Option(_T.keep_checkpoints, help="How many step checkpoints to keep."),
     max_seconds: Optional[float] = typer.Option(None, help="Stop (with a checkpoint) after this much wall time."),
+    grid_every: int = typer.Option(_T.grid_every, help="Epochs between sample grids (epochs 1 and 5 always get one)."),
     checkpoint_every: int = typer.Option(_T.checkpoint_every, help="Steps between checkpoints."),
     collapse_steps: int = typer.Option(_T.collapse_steps, help="Stop after this many steps with D(G(z)) ~ 0 (0 = never)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-cache directory for the data."),
@@ -103,6 +104,7 @@ def train(
         cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, beta1=beta1, seed=seed,
                           device=device, amp=amp, cuda_graph=cuda_graph, channels_last=channels_last,
                           checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, max_seconds=max_seconds,
+                          grid_every=grid_every,
                           collapse_steps=collapse_steps, progress=not no_progress)
         trainer = Trainer(model, cfg, images.spec, images.images, out, resume=resume)
         final = trainer.run()
