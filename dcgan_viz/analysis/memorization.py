@@ -77,17 +77,36 @@ class ClosestPairs:
 
 @dataclass
 class MemorizationReport:
-    """All memorization statistics of one generator; ``copying`` = pixel-space C_T < COPYING_THRESHOLD."""
+    """All memorization statistics of one generator.
+
+    ``copying``: the pixel-space C_T (the cell-weighted average) < COPYING_THRESHOLD.
+    ``local_copying``: some used pixel-space cell has z < COPYING_THRESHOLD. A model that copies
+    a few training images and underfits elsewhere can have a positive C_T (the cells cancel,
+    as Meehan et al. note), so the cells are reported too; ``copying_sample_share`` is the
+    fraction of generated samples that fall in those cells.
+    """
 
     spaces: dict[str, SpaceResult]
     closest: ClosestPairs
     latent: LatentRecovery | None
     copying: bool
     counts: dict[str, int]
+    local_copying: bool = False
+    copying_sample_share: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        if self.copying:
+            return "COPYING"
+        if self.local_copying:
+            return f"LOCAL COPYING ({self.copying_sample_share:.1%} of samples in copying cells)"
+        return "no copying"
 
     def summary(self) -> dict:
         """Plain numbers for JSON/Markdown (no per-sample arrays)."""
-        out: dict = {"copying": self.copying, "counts": dict(self.counts), "spaces": {}}
+        out: dict = {"copying": self.copying, "local_copying": self.local_copying,
+                     "copying_sample_share": self.copying_sample_share, "verdict": self.verdict,
+                     "counts": dict(self.counts), "spaces": {}}
         for name, s in self.spaces.items():
             out["spaces"][name] = {
                 "ct": s.copying.ct, "cells_used": int(s.copying.used.sum()), "cells": len(s.copying.used),
@@ -198,10 +217,13 @@ def memorization_statistics(train: np.ndarray, test: np.ndarray, gen: np.ndarray
         train_f = index.base if index is not None else fn(train)
         results[name] = space_statistics(name, train_f, fn(test), fn(gen), backend, n_cells, min_count, seed, index)
     pixel = results["pixel"]
+    cells = pixel.copying.used & (np.nan_to_num(pixel.copying.cell_z, nan=0.0) < COPYING_THRESHOLD)
     return MemorizationReport(
         spaces=results, closest=closest_pairs(pixel, top), latent=None,
         copying=bool(pixel.copying.ct < COPYING_THRESHOLD),
         counts={"train": len(train), "test": len(test), "generated": len(gen)},
+        local_copying=bool(cells.any()),
+        copying_sample_share=float(pixel.copying.gen_counts[cells].sum() / max(pixel.copying.gen_counts.sum(), 1)),
     )
 
 

@@ -14,8 +14,8 @@ from dcgan_viz.fsutil import atomic_write, atomic_write_json
 def _memorization_markdown(summary: dict, checkpoint: str, pairs: list[dict]) -> str:
     lines = [f"# Memorization: {checkpoint}", "",
              f"train {summary['counts']['train']}, held-out {summary['counts']['test']}, "
-             f"generated {summary['counts']['generated']}. Verdict: **{'COPYING' if summary['copying'] else 'no copying'}** "
-             "(rule: copying when the pixel-space C_T < -3).", "",
+             f"generated {summary['counts']['generated']}. Verdict: **{summary['verdict']}** "
+             "(rules: copying when the pixel-space C_T < -3; local copying when a pixel-space cell has z < -3).", "",
              "| space | C_T | cells used | min cell z | cells z < -3 | NN ratio gen/held-out | near-copy fraction "
              "| median gen->train | median held-out->train |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in summary["spaces"].items():
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
             for name, s in report.spaces.items():
                 _write_text(out / f"ct_cells_{name}.plotly.json", ct_cells_figure(s.copying, f"C_T cells ({name})").to_json())
             ct = summary["spaces"]["pixel"]["ct"]
-            typer.echo(f"{'COPYING' if report.copying else 'no copying'}: pixel C_T {ct:.2f}, "
+            typer.echo(f"{report.verdict}: pixel C_T {ct:.2f}, "
                        f"NN ratio {summary['spaces']['pixel']['nn_ratio']:.3f}; wrote {out}")
         _run(go)
 

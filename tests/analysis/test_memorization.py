@@ -71,3 +71,17 @@ def test_cli_end_to_end(tmp_path) -> None:
     assert (out / "closest_pairs.png").is_file() and "C_T" in (out / "memorization.md").read_text()
     bad = CliRunner().invoke(app, ["memorization", str(tmp_path / "missing"), "--out", str(out)])
     assert bad.exit_code == 2 and "error:" in bad.output
+
+
+def test_copying_cells_are_reported() -> None:
+    """Copies of a few training images plus poor samples: the copying cells and the share of
+    samples in them are reported; an honest generator has no copying cell."""
+    train, test = _blobs(400, 0), _blobs(300, 1)
+    rng = np.random.default_rng(0)
+    few = np.clip(train[rng.choice(400, 3)].repeat(50, 0).astype(int) + rng.integers(-2, 3, (150, 32, 32, 1)), 0, 255)
+    poor = rng.integers(0, 256, (150, 32, 32, 1))  # far from all data: pushes C_T up
+    mixed = _stats(np.concatenate([few, poor]).astype(np.uint8), train, test)
+    honest = _stats(_blobs(300, 2), train, test)
+    assert mixed.local_copying and 0.3 < mixed.copying_sample_share <= 1.0
+    assert mixed.verdict == "COPYING" and mixed.summary()["verdict"] == "COPYING"
+    assert not honest.local_copying and honest.verdict == "no copying"
