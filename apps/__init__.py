@@ -1,0 +1,1 @@
+"""Dash dashboard of dcgan-viz: ``create_app`` in ``apps.app``, one module per page in ``apps/pages``."""

@@ -1,0 +1,76 @@
+"""Controls and helpers shared by the dashboard pages (no state here)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+from dash import dcc, html
+
+from dcgan_viz.checkpoint import META_FILE
+from dcgan_viz.images import png_bytes
+
+
+def find_checkpoints(dirs: list[Path] | list[str]) -> list[Path]:
+    """Every checkpoint directory (one holding ``checkpoint.json``) under ``dirs``, including the
+    dirs themselves; hidden and temporary directories are skipped. Sorted, without duplicates."""
+    found: dict[Path, Path] = {}
+    for root in dirs:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        metas = [root / META_FILE] if (root / META_FILE).is_file() else []
+        metas += sorted(root.rglob(META_FILE))
+        for meta in metas:
+            ckpt = meta.parent
+            rel = ckpt.relative_to(root).parts
+            if any(part.startswith(".") for part in rel) or not meta.is_file():
+                continue
+            found.setdefault(ckpt.resolve(), ckpt)
+    return sorted(found.values(), key=str)
+
+
+def checkpoint_options(dirs: list[Path] | list[str]) -> list[dict[str, str]]:
+    """Dropdown options: label and value are the checkpoint path as found (what goes in the URL)."""
+    return [{"label": str(p), "value": str(p)} for p in find_checkpoints(dirs)]
+
+
+def checkpoint_dropdown(id: str, dirs: list[Path] | list[str], value: str | None = None) -> dcc.Dropdown:
+    options = checkpoint_options(dirs)
+    return dcc.Dropdown(id=id, options=options, value=value, clearable=False,
+                        placeholder="choose a checkpoint" if options else f"no checkpoints under {', '.join(map(str, dirs))}",
+                        style={"minWidth": "24em"})
+
+
+def seed_input(id: str, value: int | str | None = 0) -> html.Label:
+    return html.Label(["seed ", dcc.Input(id=id, type="number", min=0, step=1, value=value, debounce=True,
+                                          style={"width": "7em"})])
+
+
+def parse_seed(value) -> int:
+    """A seed from an input or a URL: a non-negative integer, else ValueError with a clear message."""
+    try:
+        number = float(value)
+        seed = int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"seed must be a whole number ≥ 0, got {value!r}") from None
+    if seed != number or seed < 0:
+        raise ValueError(f"seed must be a whole number ≥ 0, got {value!r}")
+    if seed >= 2**62:
+        raise ValueError(f"seed must be below 2**62, got {seed}")
+    return seed
+
+
+def image_src(image: np.ndarray, scale: int = 1) -> str:
+    """uint8 (H, W, C) -> ``data:image/png;base64,...`` for ``html.Img(src=...)``."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(image), scale)).decode("ascii")
+
+
+def error_box(message: str | None):
+    """A visible one-line error in the page (None: nothing)."""
+    if not message:
+        return None
+    return html.Div(message, role="alert", className="dcgan-error",
+                    style={"color": "#8a1f11", "background": "#fdecea", "padding": "0.5em 0.8em",
+                           "border": "1px solid #f5c2bd", "borderRadius": "4px"})

@@ -1,0 +1,136 @@
+"""The dashboard shell and its Checkpoints & training page, on a tiny checkpoint.
+
+The page's callbacks are plain functions: they are called directly here (no browser).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import torch
+
+pytest.importorskip("dash")
+pytest.importorskip("plotly")
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # apps/ sits next to the package, not installed
+    sys.path.insert(0, str(REPO))
+
+from dcgan_viz.checkpoint import save_checkpoint  # noqa: E402
+from dcgan_viz.data.spec import DataSpec  # noqa: E402
+from dcgan_viz.models import Discriminator, Generator, ModelConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    """(app, page module, checkpoint path) — one app per module: Dash pages register globally."""
+    root = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
+    ckpt = save_checkpoint(root / "tiny", Generator(cfg), Discriminator(cfg),
+                           data=DataSpec(source="rooms", size=32, count=64, test_count=16), step=7)
+    (ckpt / "README.md").write_text("# tiny\n\nA tiny test model.\n\nSamples: ![samples](samples_final.png)\n")
+    lines = [{"step": i, "epoch": 1, "loss_d": 1.2, "loss_g": 0.8, "d_x": 0.6, "d_g_z1": 0.4, "d_g_z2": 0.35,
+              "img_per_s": 50.0} for i in range(1, 11)]
+    (ckpt / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    from apps.app import MODELS_KEY, create_app
+
+    app = create_app([root], device="cpu")
+    from apps.pages import checkpoints as page
+
+    return app, page, str(ckpt), app.server.config[MODELS_KEY]
+
+
+def test_server_serves_shell_and_layout(dashboard):
+    app, _, ckpt, _ = dashboard
+    client = app.server.test_client()
+    assert client.get("/").status_code == 200
+    assert client.get(f"/?checkpoint={ckpt}&seed=3").status_code == 200
+    layout = client.get("/_dash-layout")
+    assert layout.status_code == 200
+    assert b"Checkpoints & training" in layout.data  # navbar link of the registered page
+
+
+def test_grid_is_png_data_uri_and_card_has_no_images(dashboard):
+    _, page, ckpt, cache = dashboard
+    error, card, src, caption = page.render_checkpoint(ckpt, 3)
+    assert error is None
+    assert src.startswith("data:image/png;base64,")
+    assert "A tiny test model" in card and "![" not in card
+    assert "seed 3" in caption
+    page.render_checkpoint(ckpt, 4)
+    assert len(cache) == 1  # loaded once
+    assert page.render_checkpoint(ckpt, 3)[2] == src  # same latents -> same picture
+
+
+@pytest.mark.parametrize("seed", [-1, None, "abc", 1.5])
+def test_bad_seed_gives_message(dashboard, seed):
+    _, page, ckpt, _ = dashboard
+    error, card, src, _ = page.render_checkpoint(ckpt, seed)
+    assert "seed must be a whole number ≥ 0" in error.children
+    assert src is None and card == ""
+
+
+def test_unknown_checkpoint_gives_message(dashboard, tmp_path):
+    _, page, _, _ = dashboard
+    error, _, src, _ = page.render_checkpoint(str(tmp_path / "elsewhere"), 0)
+    assert "unknown checkpoint" in error.children and src is None
+    figure, _ = page.render_curves(0, "../../etc", None)
+    assert len(figure.data) == 0
+
+
+def test_curves_have_loss_traces_and_refresh_only_on_change(dashboard):
+    _, page, ckpt, _ = dashboard
+    figure, signature = page.render_curves(None, ckpt, None)
+    names = {t.name for t in figure.data}
+    assert {"loss_D", "loss_G", "D(x)", "D(G(z)) before D step", "D(G(z)) after D step"} <= names
+    assert list(figure.data[0].y) == [1.2] * 10
+    import dash
+
+    assert page.render_curves(1, ckpt, signature)[0] is dash.no_update
+    log = Path(ckpt) / "log.jsonl"
+    log.write_text(log.read_text() + json.dumps({"step": 11, "loss_d": 1.0, "loss_g": 0.9}) + "\n{\"step\": 12, ")
+    figure, _ = page.render_curves(2, ckpt, signature)  # a live run appended (mid-write)
+    assert len(figure.data[0].y) == 11
+
+
+def test_url_state_round_trips(dashboard):
+    _, page, ckpt, _ = dashboard
+    search = page.update_url(ckpt, 5)
+    query = dict(parse_qsl(urlsplit(search).query))
+    assert query == {"checkpoint": ckpt, "seed": "5"}
+    layout = page.layout(**query)
+    assert layout.children[1].children[0].value == ckpt
+    seed_box = layout.children[1].children[1].children[1]
+    assert seed_box.value == 5
+    bad = page.layout(checkpoint="nope", seed="-2")  # kept as given, so the page can say what is wrong
+    assert bad.children[1].children[0].value == "nope" and bad.children[1].children[1].children[1].value == "-2"
+
+
+def test_cli_dashboard_wiring(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from dcgan_viz.cli import app as cli
+    from dcgan_viz.commands import dashboard as command
+
+    calls = {}
+
+    class FakeApp:
+        def run(self, **kwargs):
+            calls["run"] = kwargs
+
+    def fake_create_app(dirs, device=None):
+        calls["create"] = (dirs, device)
+        return FakeApp()
+
+    monkeypatch.setattr(command, "_import_create_app", lambda: fake_create_app)
+    result = CliRunner().invoke(cli, ["dashboard", "--checkpoints", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert calls["create"] == ([tmp_path], "cpu")
+    assert calls["run"]["host"] == "127.0.0.1" and calls["run"]["port"] == 8050
+    bad = CliRunner().invoke(cli, ["dashboard", "--checkpoints", str(tmp_path / "missing")])
+    assert bad.exit_code == 2 and "error: no such checkpoint directory" in bad.output
