@@ -74,3 +74,16 @@ def error_box(message: str | None):
     return html.Div(message, role="alert", className="dcgan-error",
                     style={"color": "#8a1f11", "background": "#fdecea", "padding": "0.5em 0.8em",
                            "border": "1px solid #f5c2bd", "borderRadius": "4px"})
+
+
+def checked_checkpoint(checkpoint: str | None) -> Path:
+    """The chosen checkpoint if it is one of those the app lists; ValueError with a clear message
+    otherwise (so a path typed into the URL can never open an arbitrary directory)."""
+    from apps.app import app_state  # the app module imports this one
+
+    dirs, _ = app_state()
+    if not checkpoint:
+        raise ValueError(f"no checkpoint chosen (none found under {', '.join(map(str, dirs))})")
+    if checkpoint not in {str(p) for p in find_checkpoints(dirs)}:
+        raise ValueError(f"unknown checkpoint {checkpoint!r}: choose one of the checkpoints listed")
+    return Path(checkpoint)

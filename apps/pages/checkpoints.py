@@ -16,7 +16,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from apps.app import app_state
-from apps.components import checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
+from apps.components import checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
 from dcgan_viz.images import grid
 from dcgan_viz.plots.training import loss_figure
 from dcgan_viz.runlog import find_log, read_log
@@ -63,16 +63,6 @@ def model_card(checkpoint: Path) -> str:
     if not card.is_file():
         return f"*{checkpoint} has no model card (README.md).*"
     return _IMAGE_MD.sub("", card.read_text(encoding="utf-8", errors="replace"))
-
-
-def checked_checkpoint(checkpoint: str | None) -> Path:
-    """The chosen checkpoint if it is one of those listed; ValueError with a clear message otherwise."""
-    dirs, _ = app_state()
-    if not checkpoint:
-        raise ValueError(f"no checkpoint chosen (none found under {', '.join(map(str, dirs))})")
-    if checkpoint not in {str(p) for p in find_checkpoints(dirs)}:
-        raise ValueError(f"unknown checkpoint {checkpoint!r}: choose one of the checkpoints listed")
-    return Path(checkpoint)
 
 
 @callback(Output("url", "search"), Input("ckpt-checkpoint", "value"), Input("ckpt-seed", "value"),

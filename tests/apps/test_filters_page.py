@@ -1,0 +1,120 @@
+"""The dashboard's Filters page on a tiny rooms checkpoint; its callbacks are called directly."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import torch
+
+pytest.importorskip("dash")
+pytest.importorskip("plotly")
+pytest.importorskip("captum")
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # apps/ sits next to the package, not installed
+    sys.path.insert(0, str(REPO))
+
+from dcgan_viz.checkpoint import save_checkpoint  # noqa: E402
+from dcgan_viz.data.spec import DataSpec  # noqa: E402
+from dcgan_viz.models import Discriminator, Generator, ModelConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    """(app, page module, checkpoint path, layers) — one app per module: Dash pages register globally."""
+    root = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
+    D = Discriminator(cfg)
+    ckpt = save_checkpoint(root / "tiny", Generator(cfg), D,
+                           data=DataSpec(source="rooms", size=32, count=64, test_count=16), step=7)
+    from apps.app import create_app
+
+    app = create_app([root], device="cpu")
+    from apps.pages import filters as page
+
+    app.server.config[page.CACHE_KEY] = str(tmp_path_factory.mktemp("cache"))
+    return app, page, str(ckpt), list(D.feature_layers)
+
+
+def test_page_is_served(dashboard):
+    app, _, ckpt, _ = dashboard
+    client = app.server.test_client()
+    assert client.get(f"/filters?checkpoint={ckpt}&layer=conv2").status_code == 200
+    layout = client.get("/_dash-layout")
+    assert layout.status_code == 200 and b"Filters" in layout.data  # navbar link
+    deps = client.get("/_dash-dependencies")
+    assert deps.status_code == 200
+    outputs = [d["output"] for d in deps.get_json()]
+    assert len(outputs) == len(set(outputs))  # no callback registered twice (the browser would refuse)
+
+
+def test_unknown_checkpoint_gives_message(dashboard, tmp_path):
+    _, page, _, _ = dashboard
+    error, fig5, *_ = page.render_filters(str(tmp_path), "conv1", "0:3", 32, 0)
+    assert "unknown checkpoint" in error.children and fig5 is None
+    assert "unknown checkpoint" in page.run_dissection(1, str(tmp_path), 32).children
+
+
+def test_fig5_and_feature_maps_are_png(dashboard):
+    _, page, ckpt, layers = dashboard
+    error, fig5, caption, gmaps, gcaption = page.render_filters(ckpt, layers[-1], "0:3", 32, 2)
+    assert error is None
+    assert fig5.startswith("data:image/png;base64,") and gmaps.startswith("data:image/png;base64,")
+    assert "random init" in caption and "of 32 training images" in caption
+    assert "seed 2, 0" in gcaption
+
+
+def test_bad_layer_and_filters_give_library_message(dashboard):
+    _, page, ckpt, layers = dashboard
+    error, fig5, *_ = page.render_filters(ckpt, "conv9", "0:3", 32, 0)
+    assert error.children.startswith(f"unknown layer 'conv9'; layers are {', '.join(layers)}") and fig5 is None
+    error, fig5, *_ = page.render_filters(ckpt, layers[0], "0:999", 32, 0)
+    assert "out of range" in error.children and "valid filters are 0.." in error.children and fig5 is None
+    error, fig5, *_ = page.render_filters(ckpt, layers[-1], "0:20", 32, 0)  # conv3 has 32 filters
+    assert error.children == "at most 16 filters at a time, got 20" and fig5 is None
+    for bad in ("x:y", "", None):
+        error, fig5, *_ = page.render_filters(ckpt, layers[0], bad, 32, 0)
+        assert error.children.startswith("filters must look like 0:6") and fig5 is None
+    assert page.render_filters(ckpt, layers[0], "6:0", 32, 0)[0].children == "filters '6:0' selects no filter"
+    error, *_ = page.render_filters(ckpt, layers[0], "0:3", 0, 0)
+    assert "images must be a whole number in 1..2000" in error.children
+    error, *_ = page.render_filters(ckpt, layers[0], "0:3", 32, -1)
+    assert "seed must be a whole number" in error.children
+
+
+def test_dissection_table(dashboard):
+    _, page, ckpt, layers = dashboard
+    out = page.run_dissection(1, ckpt, 32)
+    table = out.children[0]
+    assert table.className == "dcgan-detectors"
+    header = [th.children for th in table.children[0].children.children]
+    assert header[:5] == ["net", "layer", "units", "detectors", "mean_best_iou"]
+    rows = table.children[1].children
+    assert len(rows) == 2 * len(layers)  # trained and random, one row per layer
+    assert {row.children[0].children for row in rows} == {"trained", "random"}
+    assert "32 images" in out.children[1].children
+    assert any(Path(page.cache_dir()).iterdir())  # cached on disk: the next press is instant
+    assert "must be a whole number" in page.run_dissection(1, ckpt, 5000).children
+
+
+def test_url_state_round_trips(dashboard):
+    _, page, ckpt, layers = dashboard
+    search = page.update_url(ckpt, layers[0], "1,2", 64, 5)
+    query = dict(parse_qsl(urlsplit(search).query))
+    assert query == {"checkpoint": ckpt, "layer": layers[0], "filters": "1,2", "images": "64", "seed": "5"}
+    controls = page.layout(**query).children[1].children
+    assert controls[0].value == ckpt
+    assert controls[1].children[1].value == layers[0]
+    assert [o["value"] for o in controls[1].children[1].options] == layers
+    assert controls[2].children[1].value == "1,2"
+    assert controls[3].children[1].value == 64
+    assert controls[4].children[1].value == 5
+    default = page.layout().children[1].children  # first checkpoint, last layer, 0:6
+    assert default[1].children[1].value == layers[-1] and default[2].children[1].value == "0:6"
+    bad = page.layout(checkpoint=ckpt, layer="conv9", seed="-2").children[1].children
+    assert bad[1].children[1].value == "conv9" and bad[4].children[1].value == "-2"  # kept: the page says why
+    assert page.update_layers(ckpt, "conv9") == (page._layer_options(ckpt), layers[-1])
