@@ -21,11 +21,10 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
-
-import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +34,6 @@ from .checkpoint import (
     CheckpointError,
     load_train_state,
     load_weights_into,
-    resolve_checkpoint,
     run_checkpoints,
     save_checkpoint,
 )

@@ -6,33 +6,22 @@ The page's callbacks are plain functions: they are called directly here (no brow
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import torch
 
 pytest.importorskip("dash")
 pytest.importorskip("plotly")
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # apps/ sits next to the package, not installed
-    sys.path.insert(0, str(REPO))
-
-from dcgan_viz.checkpoint import save_checkpoint  # noqa: E402
-from dcgan_viz.data.spec import DataSpec  # noqa: E402
-from dcgan_viz.models import Discriminator, Generator, ModelConfig  # noqa: E402
+from fixtures_dashboard import tiny_checkpoint  # noqa: E402 - after the importorskips
 
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     """(app, page module, checkpoint path) — one app per module: Dash pages register globally."""
     root = tmp_path_factory.mktemp("ckpts")
-    torch.manual_seed(0)
-    cfg = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
-    ckpt = save_checkpoint(root / "tiny", Generator(cfg), Discriminator(cfg),
-                           data=DataSpec(source="rooms", size=32, count=64, test_count=16), step=7)
+    ckpt, _ = tiny_checkpoint(root)
     (ckpt / "README.md").write_text("# tiny\n\nA tiny test model.\n\nSamples: ![samples](samples_final.png)\n")
     lines = [{"step": i, "epoch": 1, "loss_d": 1.2, "loss_g": 0.8, "d_x": 0.6, "d_g_z1": 0.4, "d_g_z2": 0.35,
               "img_per_s": 50.0} for i in range(1, 11)]

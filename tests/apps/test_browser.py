@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 
 from dcgan_viz.checkpoint import save_checkpoint
 from dcgan_viz.data.spec import DataSpec

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import torch
 
 pytest.importorskip("dash")
 pytest.importorskip("plotly")
 pytest.importorskip("captum")
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # apps/ sits next to the package, not installed
-    sys.path.insert(0, str(REPO))
-
-from dcgan_viz.checkpoint import save_checkpoint  # noqa: E402
-from dcgan_viz.data.spec import DataSpec  # noqa: E402
-from dcgan_viz.models import Discriminator, Generator, ModelConfig  # noqa: E402
+from fixtures_dashboard import tiny_checkpoint  # noqa: E402 - after the importorskips
 
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     """(app, page module, checkpoint path, layers) — one app per module: Dash pages register globally."""
     root = tmp_path_factory.mktemp("ckpts")
-    torch.manual_seed(0)
-    cfg = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
-    D = Discriminator(cfg)
-    ckpt = save_checkpoint(root / "tiny", Generator(cfg), D,
-                           data=DataSpec(source="rooms", size=32, count=64, test_count=16), step=7)
+    ckpt, D = tiny_checkpoint(root)
     from apps.app import create_app
 
     app = create_app([root], device="cpu")

@@ -1,0 +1,438 @@
+"""Walking the latent space and vector arithmetic on it (Radford et al. 2015, section 6.1 and 6.3).
+
+Pure functions returning result dataclasses; no plotting, no module state.
+
+* Interpolation: ``lerp`` / ``slerp`` (White 2016), ``interpolate`` through K anchor points and
+  ``walk_smoothness`` (per-step pixel change; a sharp transition shows up as a large
+  ``spike_ratio`` = max / median step change).
+* Concept arithmetic: ``parse_expression`` (a tiny ``a - b + c`` grammar, never ``eval``),
+  ``evaluate_expression``, ``concept_vector`` (mean of exemplar latents named by (seed, index)),
+  ``noise_neighbours``.
+* Directions: ``mean_difference_direction``, ``svm_direction`` (InterFaceGAN: the unit normal of
+  a linear SVM separating latents by a label) and ``walk`` along one.
+* Measurement with an attribute classifier: ``attribute_pool`` (a pool of named latents and the
+  classifier's reading of their images, cached for one call), ``arithmetic_trials`` (smiling
+  no-beard - neutral no-beard + neutral beard = smiling beard?, vs a same-norm random direction)
+  and ``turn_trials`` (does the "turn" vector raise the predicted yaw, vs a random direction).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from dcgan_viz.images import to_uint8
+from dcgan_viz.latents import latents
+from dcgan_viz.models import ModelConfig
+from dcgan_viz.sampling import generate_from_z
+
+METHODS = ("lerp", "slerp")
+
+
+# ----------------------------------------------------------------------------- interpolation
+
+def _t_like(t: float | Sequence[float] | torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """t as a tensor that broadcasts against (nz,) / (B, nz): a 1-D t of length T becomes (T, 1)."""
+    t = torch.as_tensor(t, dtype=ref.dtype, device=ref.device)
+    return t.unsqueeze(-1) if t.dim() == 1 else t
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float | Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """(1 - t) a + t b for a, b of shape (nz,) or (B, nz); a 1-D t of length T gives (T, nz)."""
+    t = _t_like(t, a)
+    return (1.0 - t) * a + t * b
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float | Sequence[float] | torch.Tensor,
+          eps: float = 1e-4) -> torch.Tensor:
+    """Spherical interpolation (White 2016, "Sampling generative networks"):
+    sin((1-t) w)/sin w * a + sin(t w)/sin w * b with w the angle between a and b.
+
+    Falls back to ``lerp`` where the vectors are nearly parallel (sin w < eps), per row.
+    """
+    t = _t_like(t, a)
+    an = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    bn = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    omega = torch.arccos((an * bn).sum(-1, keepdim=True).clamp(-1.0, 1.0))
+    so = torch.sin(omega)
+    safe = so.abs() >= eps
+    so_safe = torch.where(safe, so, torch.ones_like(so))
+    out = torch.sin((1.0 - t) * omega) / so_safe * a + torch.sin(t * omega) / so_safe * b
+    return torch.where(safe, out, lerp(a, b, t))
+
+
+def interpolate(z_points: torch.Tensor, steps_between: int, method: str = "slerp") -> torch.Tensor:
+    """Path through K anchor latents (K, nz) with ``steps_between`` intermediate points per segment
+    -> (M, nz), M = (K - 1) * (steps_between + 1) + 1, anchors included."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if z_points.dim() != 2 or len(z_points) < 2:
+        raise ValueError(f"need at least 2 anchor latents (K, nz), got shape {tuple(z_points.shape)}")
+    if steps_between < 0:
+        raise ValueError(f"steps_between must be >= 0, got {steps_between}")
+    fn = slerp if method == "slerp" else lerp
+    ts = torch.arange(steps_between + 1, dtype=z_points.dtype, device=z_points.device) / (steps_between + 1)
+    parts = [fn(z_points[i], z_points[i + 1], ts) for i in range(len(z_points) - 1)]
+    return torch.cat(parts + [z_points[-1:]])
+
+
+@dataclass
+class WalkResult:
+    """images uint8 (M, H, W, C); step_change (M-1,) mean |pixel change| per step in [0, 1];
+    spike_ratio = max / median step change (about 1-3 for a smooth walk; a sharp jump is large)."""
+
+    images: torch.Tensor
+    step_change: np.ndarray
+    spike_ratio: float
+
+    def summary(self) -> dict:
+        s = self.step_change
+        return {"n_images": int(len(self.images)), "mean_step_change": float(s.mean()) if len(s) else 0.0,
+                "median_step_change": float(np.median(s)) if len(s) else 0.0,
+                "max_step_change": float(s.max()) if len(s) else 0.0,
+                "max_step": int(s.argmax()) if len(s) else -1, "spike_ratio": float(self.spike_ratio)}
+
+
+def walk_smoothness(G: torch.nn.Module, zs: torch.Tensor, batch_size: int = 256) -> WalkResult:
+    """Generate a walk (M, nz) and measure the image change between consecutive steps."""
+    images = to_uint8(generate_from_z(G, zs, batch_size))
+    x = images.float() / 255.0
+    step = (x[1:] - x[:-1]).abs().mean(dim=(1, 2, 3)).numpy().astype(np.float64)
+    if len(step) == 0:
+        return WalkResult(images, step, 0.0)
+    med = float(np.median(step))
+    ratio = float(step.max() / med) if med > 0 else (0.0 if step.max() == 0 else math.inf)
+    return WalkResult(images, step, ratio)
+
+
+# ----------------------------------------------------------------------------- concept arithmetic
+
+_TOKEN = re.compile(r"\s*(?:(?P<op>[+-])|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<bad>\S))")
+
+
+def parse_expression(text: str) -> list[tuple[int, str]]:
+    """``"smiling_woman - neutral_woman + neutral_man"`` -> [(1, "smiling_woman"), (-1, ...), (1, ...)].
+
+    Grammar: [+|-] name ((+|-) name)*, names are ASCII identifiers. Never evaluated as Python;
+    anything else raises a one-line ``ValueError``.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("empty expression: expected names joined by + and -, e.g. 'a - b + c'")
+    terms: list[tuple[int, str]] = []
+    sign: int | None = None
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:  # only trailing whitespace, removed above
+            break
+        col = m.start(m.lastgroup)
+        if m.group("bad") is not None:
+            raise ValueError(f"bad expression {text!r}: unexpected {m.group('bad')!r} at column {col}; "
+                             "only names joined by + and - are allowed")
+        if m.group("op") is not None:
+            if sign is not None:
+                raise ValueError(f"bad expression {text!r}: two operators in a row at column {col}")
+            sign = 1 if m.group("op") == "+" else -1
+        else:
+            if terms and sign is None:
+                raise ValueError(f"bad expression {text!r}: missing + or - before {m.group('name')!r} at column {col}")
+            terms.append((sign if sign is not None else 1, m.group("name")))
+            sign = None
+        pos = m.end()
+    if sign is not None:
+        raise ValueError(f"bad expression {text!r}: ends with an operator")
+    if not terms:
+        raise ValueError(f"bad expression {text!r}: no names")
+    return terms
+
+
+def evaluate_expression(expr: str | list[tuple[int, str]], concepts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Signed sum of concept vectors (nz,) named in ``expr`` (a string or a parsed term list)."""
+    terms = parse_expression(expr) if isinstance(expr, str) else list(expr)
+    missing = [name for _, name in terms if name not in concepts]
+    if missing:
+        raise ValueError(f"unknown concept {missing[0]!r}; known: {', '.join(sorted(concepts)) or '(none)'}")
+    out = torch.zeros_like(concepts[terms[0][1]])
+    for sign, name in terms:
+        out = out + sign * concepts[name]
+    return out
+
+
+def concept_vector(cfg: ModelConfig, exemplars: Sequence[tuple[int, int]],
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """Mean (nz,) of the exemplar latents, each named by (seed, index)."""
+    if not exemplars:
+        raise ValueError("a concept needs at least one exemplar (seed, index)")
+    zs = torch.cat([latents(cfg, int(s), [int(i)], device=device) for s, i in exemplars])
+    return zs.mean(0)
+
+
+def noise_neighbours(z: torch.Tensor, n: int, scale: float = 0.25, seed: int = 0,
+                     clamp: tuple[float, float] | None = (-1.0, 1.0)) -> torch.Tensor:
+    """n latents z + uniform(-scale, scale) noise (n, nz) from a seeded local generator,
+    clamped to the prior's range (uniform[-1, 1] by default; ``clamp=None`` for a normal prior)."""
+    z = z.reshape(-1)
+    g = torch.Generator().manual_seed(int(seed))
+    noise = (torch.rand(n, z.numel(), generator=g, dtype=torch.float32) * 2.0 - 1.0) * scale
+    out = z.detach().float().cpu().unsqueeze(0) + noise
+    if clamp is not None:
+        out = out.clamp(*clamp)
+    return out.to(device=z.device, dtype=z.dtype)
+
+
+# ----------------------------------------------------------------------------- directions
+
+def mean_difference_direction(z_pos: torch.Tensor, z_neg: torch.Tensor) -> torch.Tensor:
+    """mean(z_pos) - mean(z_neg), (nz,) (not normalised: the 'turn vector' of section 6.3)."""
+    return z_pos.float().mean(0) - z_neg.float().mean(0)
+
+
+def svm_direction(z: torch.Tensor, labels: torch.Tensor | np.ndarray, C: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """Unit normal (nz,) of a linear SVM separating latents by a binary label (InterFaceGAN,
+    Shen et al. 2020), pointing towards label 1."""
+    from sklearn.svm import LinearSVC
+
+    y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(int).reshape(-1)
+    if len(y) != len(z) or set(np.unique(y)) != {0, 1}:
+        raise ValueError("svm_direction needs one 0/1 label per latent, with both labels present")
+    svm = LinearSVC(C=C, random_state=seed, max_iter=20000)
+    svm.fit(z.detach().float().cpu().numpy(), y)
+    w = torch.as_tensor(svm.coef_[0], dtype=torch.float32)
+    return (w / w.norm().clamp_min(1e-12)).to(z.device)
+
+
+def walk(G: torch.nn.Module, z: torch.Tensor, direction: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
+    """uint8 images (len(alphas), H, W, C) of z + alpha * direction."""
+    a = torch.as_tensor(list(alphas), dtype=z.dtype, device=z.device).unsqueeze(-1)
+    zs = z.reshape(1, -1) + a * direction.reshape(1, -1).to(z)
+    return to_uint8(generate_from_z(G, zs))
+
+
+# ----------------------------------------------------------------------------- measurement
+
+@dataclass
+class Rate:
+    """successes / n with a Wilson 95% interval."""
+
+    successes: int
+    n: int
+    rate: float
+    ci_low: float
+    ci_high: float
+
+    @classmethod
+    def of(cls, hits: np.ndarray | Sequence[bool]) -> "Rate":
+        hits = np.asarray(hits, dtype=bool)
+        k, n = int(hits.sum()), int(hits.size)
+        lo, hi = wilson_interval(k, n)
+        return cls(k, n, k / n if n else float("nan"), lo, hi)
+
+    def __str__(self) -> str:
+        return f"{self.rate:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}] ({self.successes}/{self.n})"
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% by default)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class AttributePool:
+    """Latents (seed, 0..size-1) and the classifier's reading of their images (size, A), CPU."""
+
+    seed: int
+    z: torch.Tensor
+    attributes: torch.Tensor
+    names: tuple[str, ...]
+
+    def column(self, name: str) -> torch.Tensor:
+        if name not in self.names:
+            raise ValueError(f"unknown attribute {name!r}; the classifier reads {', '.join(self.names)}")
+        return self.attributes[:, self.names.index(name)]
+
+
+def _read(bundle, classifier, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Attributes (N, A) on the CPU of the images of z, generated and classified in batches."""
+    from dcgan_viz.evaluation import predict_attributes
+
+    out = []
+    for i in range(0, len(z), batch_size):
+        imgs = generate_from_z(bundle.G, z[i : i + batch_size].to(bundle.device), batch_size)
+        out.append(predict_attributes(classifier, imgs, batch_size).cpu())
+    return torch.cat(out) if out else torch.zeros(0, len(classifier.attribute_names))
+
+
+def attribute_pool(bundle, classifier, seed: int = 0, size: int = 4000, batch_size: int = 500) -> AttributePool:
+    """Generate latents (seed, 0..size-1), classify their images once; reused by the trials."""
+    z = latents(bundle.config, seed, size).cpu()
+    return AttributePool(seed, z, _read(bundle, classifier, z, batch_size), tuple(classifier.attribute_names))
+
+
+def _random_like(d: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random directions (N, nz) with the same norms as the rows of d."""
+    r = torch.randn(d.shape, generator=g)
+    return r / r.norm(dim=1, keepdim=True) * d.norm(dim=1, keepdim=True)
+
+
+def _pick(rng: np.random.Generator, idx: np.ndarray, k: int) -> np.ndarray:
+    return rng.choice(idx, size=k, replace=False)
+
+
+@dataclass
+class ArithmeticResult:
+    """Concept arithmetic ``expression`` over exemplar groups, k exemplars per concept.
+
+    Groups (from the pool): a_pos = target on & keep=a_value, a_neg = target off & keep=a_value,
+    b_neg = target off & keep=b_value, b_pos = target on & keep=b_value. Success = the result's
+    image has the target on (> success_threshold) and the kept attribute == b_value.
+    settings: "arithmetic" (expression), "random" (b_neg + random direction of the same norm as
+    a_pos - a_neg) and "b_neg" (b_neg alone: the base rate); each {"success","target","kept"}.
+    """
+
+    attribute: str
+    keep: str
+    expression: str
+    k: int
+    n_trials: int
+    pool_size: int
+    seed: int
+    group_sizes: dict[str, int]
+    thresholds: dict[str, float]
+    settings: dict[str, dict[str, Rate]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def arithmetic_trials(bundle, classifier, n_trials: int = 1000, k_exemplars: int = 3, attribute: str = "smile",
+                      seed: int = 0, *, keep: str = "beard", a_value: int = 0, b_value: int = 1,
+                      on_threshold: float = 0.7, off_threshold: float = 0.2, success_threshold: float = 0.5,
+                      expression: str = "a_pos - a_neg + b_neg", pool: AttributePool | None = None,
+                      pool_size: int = 4000, batch_size: int = 500) -> ArithmeticResult:
+    """Measure "A_pos - A_neg + B_neg = B_pos" (section 6.3) against a same-norm random control."""
+    terms = parse_expression(expression)
+    if n_trials < 1 or k_exemplars < 1:
+        raise ValueError("n_trials and k_exemplars must be at least 1")
+    pool = pool if pool is not None else attribute_pool(bundle, classifier, seed, pool_size, batch_size)
+    target, kept = pool.column(attribute).numpy(), pool.column(keep).numpy().round()
+    groups = {
+        "a_pos": np.flatnonzero((target > on_threshold) & (kept == a_value)),
+        "a_neg": np.flatnonzero((target < off_threshold) & (kept == a_value)),
+        "b_neg": np.flatnonzero((target < off_threshold) & (kept == b_value)),
+        "b_pos": np.flatnonzero((target > on_threshold) & (kept == b_value)),
+    }
+    sizes = {name: int(len(idx)) for name, idx in groups.items()}
+    needed = {name for _, name in terms} | {"a_pos", "a_neg", "b_neg"}
+    short = [n for n in sorted(needed) if n not in groups or sizes[n] < k_exemplars]
+    if short:
+        name = short[0]
+        if name not in groups:
+            raise ValueError(f"unknown concept {name!r}; known: {', '.join(sorted(groups))}")
+        raise ValueError(f"only {sizes[name]} pool latents in group {name!r}, need {k_exemplars}; use a larger pool")
+    rng = np.random.default_rng([seed, k_exemplars, 1])
+    z = pool.z
+    results, diffs, bases = [], [], []
+    for _ in range(n_trials):
+        concepts = {name: z[_pick(rng, idx, k_exemplars)].mean(0)
+                    for name, idx in groups.items() if sizes[name] >= k_exemplars}
+        results.append(evaluate_expression(terms, concepts))
+        diffs.append(concepts["a_pos"] - concepts["a_neg"])
+        bases.append(concepts["b_neg"])
+    z_arith, diff, base = torch.stack(results), torch.stack(diffs), torch.stack(bases)
+    g = torch.Generator().manual_seed(int(seed) * 1000 + k_exemplars)
+    z_rand = base + _random_like(diff, g)
+    col_t, col_k = pool.names.index(attribute), pool.names.index(keep)
+    out = ArithmeticResult(attribute, keep, expression, k_exemplars, n_trials, len(z), pool.seed, sizes,
+                           {"on": on_threshold, "off": off_threshold, "success": success_threshold,
+                            "a_value": a_value, "b_value": b_value})
+    for name, zz in (("arithmetic", z_arith), ("random", z_rand), ("b_neg", base)):
+        attrs = _read(bundle, classifier, zz, batch_size).numpy()
+        on = attrs[:, col_t] > success_threshold
+        kept_ok = attrs[:, col_k].round() == b_value
+        out.settings[name] = {"success": Rate.of(on & kept_ok), "target": Rate.of(on), "kept": Rate.of(kept_ok)}
+    return out
+
+
+@dataclass
+class TurnResult:
+    """Turn vector (mean z of k faces with yaw > threshold minus mean of k with yaw < -threshold)
+    added to random pool faces: success = predicted yaw increases. ``control``: a random
+    direction with the same norm. mean_delta: mean change of predicted yaw."""
+
+    attribute: str
+    k: int
+    n_trials: int
+    pool_size: int
+    seed: int
+    threshold: float
+    group_sizes: dict[str, int]
+    direction: Rate
+    control: Rate
+    mean_delta_direction: float
+    mean_delta_control: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def turn_trials(bundle, classifier, n_trials: int = 1000, k: int = 4, seed: int = 0, *, attribute: str = "yaw",
+                threshold: float = 0.5, pool: AttributePool | None = None, pool_size: int = 4000,
+                batch_size: int = 500) -> TurnResult:
+    """Section 6.3 'turn vector': does adding it to a random face turn the face to the right?"""
+    pool = pool if pool is not None else attribute_pool(bundle, classifier, seed, pool_size, batch_size)
+    yaw = pool.column(attribute).numpy()
+    pos, neg = np.flatnonzero(yaw > threshold), np.flatnonzero(yaw < -threshold)
+    if len(pos) < k or len(neg) < k:
+        raise ValueError(f"only {len(pos)} / {len(neg)} pool faces with {attribute} > {threshold} / < -{threshold}, "
+                         f"need {k}; use a larger pool")
+    rng = np.random.default_rng([seed, k, 2])
+    z = pool.z
+    dirs, idx = [], rng.integers(0, len(z), size=n_trials)
+    for _ in range(n_trials):
+        dirs.append(mean_difference_direction(z[_pick(rng, pos, k)], z[_pick(rng, neg, k)]))
+    d = torch.stack(dirs)
+    g = torch.Generator().manual_seed(int(seed) * 1000 + k + 7)
+    col = pool.names.index(attribute)
+    before = yaw[idx]
+    after_d = _read(bundle, classifier, z[idx] + d, batch_size)[:, col].numpy()
+    after_r = _read(bundle, classifier, z[idx] + _random_like(d, g), batch_size)[:, col].numpy()
+    return TurnResult(attribute, k, n_trials, len(z), pool.seed, threshold, {"pos": len(pos), "neg": len(neg)},
+                      Rate.of(after_d > before), Rate.of(after_r > before),
+                      float((after_d - before).mean()), float((after_r - before).mean()))
+
+
+def results_markdown(arith: Sequence[ArithmeticResult], turn: TurnResult | None = None) -> str:
+    """Markdown tables of success rates with Wilson 95% intervals."""
+    lines = []
+    if arith:
+        a = arith[0]
+        lines += [f"Concept arithmetic `{a.expression}`: target `{a.attribute} > {a.thresholds['success']}` and "
+                  f"`{a.keep} == {a.thresholds['b_value']:g}` (pool {a.pool_size}, seed {a.seed})", "",
+                  "| k | setting | n | success [95% CI] | target on | kept |", "|---|---|---|---|---|---|"]
+        for r in arith:
+            for name, label in (("arithmetic", "a_pos - a_neg + b_neg" if r.expression == "a_pos - a_neg + b_neg"
+                                 else r.expression), ("random", "b_neg + random (same norm)"), ("b_neg", "b_neg alone")):
+                s = r.settings[name]
+                lines.append(f"| {r.k} | {label} | {s['success'].n} | {s['success'].rate:.3f} "
+                             f"[{s['success'].ci_low:.3f}, {s['success'].ci_high:.3f}] | {s['target'].rate:.3f} | "
+                             f"{s['kept'].rate:.3f} |")
+    if turn is not None:
+        lines += ["", f"Turn vector (k={turn.k} per side, |{turn.attribute}| > {turn.threshold}): success = predicted "
+                  f"{turn.attribute} increases", "", "| setting | n | success [95% CI] | mean Δ" + turn.attribute + " |",
+                  "|---|---|---|---|"]
+        for label, r, dm in (("turn vector", turn.direction, turn.mean_delta_direction),
+                             ("random (same norm)", turn.control, turn.mean_delta_control)):
+            lines.append(f"| {label} | {r.n} | {r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] | {dm:+.3f} |")
+    return "\n".join(lines) + "\n"
