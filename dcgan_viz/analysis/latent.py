@@ -51,18 +51,22 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: float | Sequence[float] | torch.Te
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float | Sequence[float] | torch.Tensor,
           eps: float = 1e-4) -> torch.Tensor:
     """Spherical interpolation (White 2016, "Sampling generative networks"):
-    sin((1-t) w)/sin w * a + sin(t w)/sin w * b with w the angle between a and b.
+    sin((1-t) w)/sin w * u + sin(t w)/sin w * v on the unit directions u, v of a, b (w the angle
+    between them), scaled by the linearly interpolated norm (1-t)|a| + t|b|.
 
-    Falls back to ``lerp`` where the vectors are nearly parallel (sin w < eps), per row.
+    For equal norms this is White's formula exactly; for unequal norms it keeps every point's
+    norm between the endpoints' norms (White's formula applied to a, b directly dips below both
+    for obtuse angles). Falls back to ``lerp`` where the vectors are nearly parallel (sin w < eps), per row.
     """
     t = _t_like(t, a)
-    an = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    bn = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    omega = torch.arccos((an * bn).sum(-1, keepdim=True).clamp(-1.0, 1.0))
+    na, nb = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    u, v = a / na.clamp_min(1e-12), b / nb.clamp_min(1e-12)
+    omega = torch.arccos((u * v).sum(-1, keepdim=True).clamp(-1.0, 1.0))
     so = torch.sin(omega)
     safe = so.abs() >= eps
     so_safe = torch.where(safe, so, torch.ones_like(so))
-    out = torch.sin((1.0 - t) * omega) / so_safe * a + torch.sin(t * omega) / so_safe * b
+    direction = torch.sin((1.0 - t) * omega) / so_safe * u + torch.sin(t * omega) / so_safe * v
+    out = direction * ((1.0 - t) * na + t * nb)
     return torch.where(safe, out, lerp(a, b, t))
 
 
