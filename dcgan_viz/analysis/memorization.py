@@ -178,24 +178,9 @@ def latent_recovery(G: torch.nn.Module, train_images: np.ndarray, test_images: n
     """Optimise z (Adam, pixel MSE) to reconstruct uint8 (n, H, W, C) train and held-out images; KS test."""
     from scipy.stats import ks_2samp
 
-    device = next(G.parameters()).device
-    target = torch.as_tensor(np.concatenate([train_images, test_images])).to(device)
-    target = target.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    gen = torch.Generator().manual_seed(seed)
-    nz = G.cfg.nz
-    z0 = torch.rand(len(target), nz, generator=gen) * 2 - 1 if z_dist == "uniform" else torch.randn(len(target), nz, generator=gen)
-    z = z0.to(device).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = ((G(z) - target) ** 2).mean(dim=(1, 2, 3))
-        loss.sum().backward()
-        opt.step()
-        if z_dist == "uniform":
-            with torch.no_grad():
-                z.clamp_(-1.0, 1.0)
-    with torch.no_grad():
-        errors = ((G(z) - target) ** 2).mean(dim=(1, 2, 3)).cpu().numpy()
+    from .inversion import invert
+
+    errors = invert(G, np.concatenate([train_images, test_images]), z_dist, steps, lr, restarts=1, seed=seed).errors
     tr, te = errors[: len(train_images)], errors[len(train_images) :]
     ks = ks_2samp(tr, te)
     return LatentRecovery(tr, te, float(ks.statistic), float(ks.pvalue), bool(np.median(tr) < np.median(te)))
