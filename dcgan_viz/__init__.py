@@ -6,7 +6,7 @@ Recipe::
 
     bundle = load_checkpoint("checkpoints/rooms64")        # G, D, configs; on the GPU if present
     images = generate(bundle, seed=0, indices=range(16))   # uint8 (16, 64, 64, 3)
-    z = latents(bundle.config, seed=0, indices=[17])       # "sample 17 of seed 0", (1, 100)
+    z = latents(bundle.config, seed=0, indices=[17], device=bundle.device)  # "sample 17 of seed 0"
     feats = bundle.D.features(bundle.G(z))                 # {"conv1": (1, 64, 32, 32), ...}
 
 Training::
