@@ -14,23 +14,15 @@ import pytest
 pytest.importorskip("dash")
 pytest.importorskip("plotly")
 
-from fixtures_dashboard import tiny_checkpoint  # noqa: E402 - after the importorskips
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
-    """(app, page module, checkpoint path) — one app per module: Dash pages register globally."""
-    root = tmp_path_factory.mktemp("ckpts")
-    ckpt, _ = tiny_checkpoint(root)
-    (ckpt / "README.md").write_text("# tiny\n\nA tiny test model.\n\nSamples: ![samples](samples_final.png)\n")
-    lines = [{"step": i, "epoch": 1, "loss_d": 1.2, "loss_g": 0.8, "d_x": 0.6, "d_g_z1": 0.4, "d_g_z2": 0.35,
-              "img_per_s": 50.0} for i in range(1, 11)]
-    (ckpt / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    from apps.app import MODELS_KEY, create_app
-
-    app = create_app([root], device="cpu")
+def dashboard(dash_app):
+    """(app, page module, checkpoint path, model cache) on the shared app (see conftest.py)."""
+    from apps.app import MODELS_KEY
     from apps.pages import checkpoints as page
 
+    app, ckpt, _ = dash_app
     return app, page, str(ckpt), app.server.config[MODELS_KEY]
 
 

@@ -11,20 +11,14 @@ pytest.importorskip("dash")
 pytest.importorskip("plotly")
 pytest.importorskip("captum")
 
-from fixtures_dashboard import tiny_checkpoint  # noqa: E402 - after the importorskips
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
-    """(app, page module, checkpoint path, layers) — one app per module: Dash pages register globally."""
-    root = tmp_path_factory.mktemp("ckpts")
-    ckpt, D = tiny_checkpoint(root)
-    from apps.app import create_app
-
-    app = create_app([root], device="cpu")
+def dashboard(dash_app):
+    """(app, page module, checkpoint path, layers) on the shared app (see conftest.py)."""
     from apps.pages import filters as page
 
-    app.server.config[page.CACHE_KEY] = str(tmp_path_factory.mktemp("cache"))
+    app, ckpt, D = dash_app
     return app, page, str(ckpt), list(D.feature_layers)
 
 

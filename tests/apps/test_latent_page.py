@@ -10,21 +10,16 @@ pytest.importorskip("dash")
 pytest.importorskip("plotly")
 pytest.importorskip("captum")  # create_app imports every page, the filters page needs it
 
-from fixtures_dashboard import tiny_checkpoint  # noqa: E402 - after the importorskips
 
 PNG = "data:image/png;base64,"
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
-    """(app, page module, checkpoint path) — one app per module: Dash pages register globally."""
-    root = tmp_path_factory.mktemp("ckpts")
-    ckpt, _ = tiny_checkpoint(root)
-    from apps.app import create_app
-
-    app = create_app([root], device="cpu")
+def dashboard(dash_app):
+    """(app, page module, checkpoint path) on the shared app (see conftest.py)."""
     from apps.pages import latent as page
 
+    app, ckpt, _ = dash_app
     return app, page, str(ckpt)
 
 
@@ -92,8 +87,8 @@ def test_arithmetic_image_and_parser_messages(dashboard):
     assert "noise neighbours must be a whole number in 0..16" in error.children
 
 
-def test_pair_parser():
-    from apps.pages.latent import parse_pairs
+def test_pair_parser(dashboard):
+    parse_pairs = dashboard[1].parse_pairs
 
     assert parse_pairs("0:12, 3:4") == [(0, 12), (3, 4)]
     assert parse_pairs(" 7 : 1 ") == [(7, 1)]
