@@ -95,8 +95,9 @@ def test_url_state_round_trips(dashboard):
 def test_cli_dashboard_wiring(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
+    import apps.app
+
     from dcgan_viz.cli import app as cli
-    from dcgan_viz.commands import dashboard as command
 
     calls = {}
 
@@ -108,7 +109,7 @@ def test_cli_dashboard_wiring(monkeypatch, tmp_path):
         calls["create"] = (dirs, device)
         return FakeApp()
 
-    monkeypatch.setattr(command, "_import_create_app", lambda: fake_create_app)
+    monkeypatch.setattr(apps.app, "create_app", fake_create_app)
     result = CliRunner().invoke(cli, ["dashboard", "--checkpoints", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert calls["create"] == ([tmp_path], "cpu")
