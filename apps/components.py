@@ -12,6 +12,11 @@ from dcgan_viz.checkpoint import META_FILE
 from dcgan_viz.images import png_bytes
 
 
+# Styles shared by the pages: a wrapping row of controls, a grey caption, an upscaled image grid.
+ROW_STYLE = {"display": "flex", "gap": "1.5em", "alignItems": "center", "flexWrap": "wrap", "margin": "0.5em 0"}
+CAPTION_STYLE = {"color": "#666", "fontSize": "0.9em"}
+PIXELATED_STYLE = {"imageRendering": "pixelated", "maxWidth": "100%"}
+
 def find_checkpoints(dirs: list[Path] | list[str]) -> list[Path]:
     """Every checkpoint directory (one holding ``checkpoint.json``) under ``dirs``, including the
     dirs themselves; hidden and temporary directories are skipped. Sorted, without duplicates."""

@@ -16,7 +16,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from apps.app import app_state
-from apps.components import checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
+from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
 from dcgan_viz.analysis.dissection import detector_table, dissect_checkpoint
 from dcgan_viz.analysis.filters import filter_responses, generator_feature_maps, probe_set, random_discriminator
 from dcgan_viz.analysis.guided import check_units
@@ -103,9 +103,7 @@ def layout(checkpoint: str | None = None, layer: str | None = None, filters: str
         images = parse_count(DEFAULT_IMAGES if images is None else images)
     except ValueError:
         pass
-    row = {"display": "flex", "gap": "1.5em", "alignItems": "center", "flexWrap": "wrap", "margin": "0.5em 0"}
-    caption = {"color": "#666", "fontSize": "0.9em"}
-    pixelated = {"imageRendering": "pixelated", "maxWidth": "100%"}
+    row, caption, pixelated = ROW_STYLE, CAPTION_STYLE, PIXELATED_STYLE
     return html.Div([
         html.H2("Filters"),
         html.Div([

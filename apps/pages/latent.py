@@ -20,7 +20,7 @@ import torch
 from dash import Input, Output, callback, dcc, html
 
 from apps.app import app_state
-from apps.components import checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
+from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
 from dcgan_viz.analysis.latent import (METHODS, concept_vector, evaluate_expression, interpolate, noise_neighbours,
                                        parse_expression, walk_smoothness)
 from dcgan_viz.images import grid, to_uint8
@@ -115,9 +115,7 @@ def layout(checkpoint: str | None = None, seed: str | None = None, points: str |
     if method not in METHODS:
         methods.append({"label": method, "value": method})  # kept: render_walk says what is wrong
     concepts = {"A": A, "B": B, "C": C}
-    row = {"display": "flex", "gap": "1.5em", "alignItems": "center", "flexWrap": "wrap", "margin": "0.5em 0"}
-    caption = {"color": "#666", "fontSize": "0.9em"}
-    pixelated = {"imageRendering": "pixelated", "maxWidth": "100%"}
+    row, caption, pixelated = ROW_STYLE, CAPTION_STYLE, PIXELATED_STYLE
     return html.Div([
         html.H2("Latent space"),
         html.Div([
