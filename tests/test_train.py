@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -150,11 +151,29 @@ def test_bad_data_is_rejected(tmp_path: Path, tiny_cfg: ModelConfig) -> None:
 
 
 @pytest.mark.slow
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun_two_cpu_processes(args: list[str], env: dict[str, str]) -> None:
+    """Run HELPER under torchrun on loopback; a fresh port per try (CI hosts may run jobs side by side)."""
+    for attempt in range(3):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(HELPER), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        if proc.returncode == 0:
+            return
+        busy = "address already in use" in (proc.stdout + proc.stderr).lower()
+        if not busy or attempt == 2:
+            pytest.fail(f"torchrun exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+
+
 def test_ddp_two_cpu_processes_keep_identical_replicas(tmp_path: Path) -> None:
-    env = os.environ | {"CKPT_EVERY": "1000", "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                    str(HELPER), str(tmp_path / "ddp"), "8", "--dump", str(tmp_path / "rankRANK.safetensors")],
-                   check=True, capture_output=True, text=True, timeout=300, env=env)
+    env = os.environ | {"CKPT_EVERY": "1000", "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+                        "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", "lo")}
+    _torchrun_two_cpu_processes([str(tmp_path / "ddp"), "8", "--dump", str(tmp_path / "rankRANK.safetensors")], env)
     r0, r1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
     params = [k for k in r0 if "running" not in k and "num_batches" not in k]
     assert all(torch.equal(r0[k], r1[k]) for k in params)
