@@ -18,6 +18,7 @@ from dcgan_viz.checkpoint import Bundle, load_checkpoint, resolve_checkpoint
 PAGES_FOLDER = Path(__file__).resolve().parent / "pages"
 MODELS_KEY = "DCGAN_MODELS"
 DIRS_KEY = "DCGAN_CHECKPOINT_DIRS"
+JOB_DIR = Path("cache/dashboard-jobs")
 
 
 class ModelCache:
@@ -63,11 +64,22 @@ def navbar() -> html.Nav:
                     style={"padding": "0.6em 1em", "borderBottom": "1px solid #ddd", "marginBottom": "1em"})
 
 
-def create_app(checkpoint_dirs: list[Path], device=None, cache_size: int = 4) -> dash.Dash:
-    """The dashboard over every checkpoint directory found under ``checkpoint_dirs``."""
+def background_manager(job_dir: str | Path) -> dash.DiskcacheManager:
+    """Runs long callbacks (``background=True``) in worker processes; progress and results go
+    through a diskcache under ``job_dir``."""
+    import diskcache
+
+    Path(job_dir).mkdir(parents=True, exist_ok=True)
+    return dash.DiskcacheManager(diskcache.Cache(str(job_dir)))
+
+
+def create_app(checkpoint_dirs: list[Path], device=None, cache_size: int = 4,
+               job_dir: str | Path = JOB_DIR) -> dash.Dash:
+    """The dashboard over every checkpoint directory found under ``checkpoint_dirs``; background
+    jobs keep their state under ``job_dir``."""
     # name="apps" makes Dash import the pages as apps.pages.<name>, the same module a plain import gives
     app = dash.Dash("apps", use_pages=True, pages_folder=str(PAGES_FOLDER), title="dcgan-viz",
-                    suppress_callback_exceptions=True)
+                    suppress_callback_exceptions=True, background_callback_manager=background_manager(job_dir))
     app.server.config[DIRS_KEY] = [Path(d) for d in checkpoint_dirs]
     app.server.config[MODELS_KEY] = ModelCache(cache_size, device)
     app.layout = html.Div([

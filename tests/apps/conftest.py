@@ -29,7 +29,7 @@ def dash_app(tmp_path_factory):
     (ckpt / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     from apps.app import create_app
 
-    app = create_app([root], device="cpu")
+    app = create_app([root], device="cpu", job_dir=tmp_path_factory.mktemp("jobs"))
     from apps.pages.filters import CACHE_KEY  # page modules import only after the app exists
 
     app.server.config[CACHE_KEY] = str(tmp_path_factory.mktemp("cache"))
