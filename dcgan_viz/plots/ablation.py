@@ -1,0 +1,48 @@
+"""Figures of the object-removal analysis (paper section 6.1): the ACE curve per unit ranking and
+with/without grids. Nothing here computes; the dashboard and scripted figures share these."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..analysis.ablation import RemovalResult
+
+SEPARATOR = 8
+COLORS = {"probe": "#4c72b0", "dissection": "#dd8452", "random": "#7f7f7f"}
+
+
+def removal_figure(result: RemovalResult) -> go.Figure:
+    """Two panels over the number of units dropped: the fraction of ``result.class_name`` pixels
+    removed (ACE) and the largest relative change of another class's pixel count, one line per
+    ranking (probe / dissection / random)."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=(f"{result.class_name} pixels removed (ACE)", "max |other-class change|"))
+    rankings = list(dict.fromkeys(r["ranking"] for r in result.rows))
+    for name in rankings:
+        rows = sorted((r for r in result.rows if r["ranking"] == name), key=lambda r: r["count"])
+        x = [r["count"] for r in rows]
+        color = COLORS.get(name)
+        fig.add_trace(go.Scatter(x=x, y=[r["ace"] for r in rows], mode="lines+markers", name=name, legendgroup=name,
+                                 line=dict(color=color),
+                                 hovertemplate=f"{name}: %{{x}} units -> ACE %{{y:.3f}}<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=x, y=[r["max_other_change"] for r in rows], mode="lines+markers", name=name,
+                                 legendgroup=name, showlegend=False, line=dict(color=color, dash="dot"),
+                                 customdata=[r["max_other_class"] for r in rows],
+                                 hovertemplate=f"{name}: %{{x}} units -> %{{y:.3f}} (%{{customdata}})<extra></extra>"),
+                      row=2, col=1)
+    fig.update_xaxes(title_text=f"units of {result.layer} dropped (of {result.n_units})", row=2, col=1)
+    fig.update_yaxes(title_text="fraction", row=1, col=1)
+    fig.update_yaxes(title_text="relative change", row=2, col=1)
+    fig.update_layout(height=480, margin=dict(l=60, r=10, t=40, b=50), legend_title_text="ranking",
+                      title=dict(text=f"{result.n_latents} latents (seed {result.seed})", font=dict(size=13)))
+    return fig
+
+
+def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
+    """Equal-height uint8 (H, W_i, C) panels -> one uint8 (H, sum W_i + gaps, C) with white separators."""
+    height, channels = panels[0].shape[0], panels[0].shape[2]
+    gap = np.full((height, SEPARATOR, channels), 255, np.uint8)
+    parts = [p for panel in panels for p in (panel, gap)][:-1]
+    return np.concatenate(parts, axis=1)
