@@ -14,7 +14,6 @@ import re
 from urllib.parse import urlencode
 
 import dash
-import numpy as np
 import plotly.graph_objects as go
 import torch
 from dash import Input, Output, callback, dcc, html
@@ -23,8 +22,9 @@ from apps.app import app_state
 from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
 from dcgan_viz.analysis.latent import (METHODS, concept_vector, evaluate_expression, interpolate, noise_neighbours,
                                        parse_expression, walk_smoothness)
-from dcgan_viz.images import grid, to_uint8
+from dcgan_viz.images import to_uint8
 from dcgan_viz.latents import latents
+from dcgan_viz.plots.latent import rows_grid, step_figure, walk_grid
 from dcgan_viz.sampling import generate_from_z
 
 dash.register_page(__name__, path="/latent", name="Latent space", title="dcgan-viz: latent space", order=2)
@@ -167,17 +167,6 @@ def update_url(checkpoint, seed, points, steps, method, a, b, c, expr, neighbour
     return "?" + urlencode(state) if state else ""
 
 
-def step_figure(step_change: np.ndarray, steps_between: int) -> go.Figure:
-    """Bar chart of the mean |pixel change| per step; bars coloured by segment."""
-    seg = np.arange(len(step_change)) // (steps_between + 1)
-    fig = go.Figure(go.Bar(x=list(range(1, len(step_change) + 1)), y=[float(s) for s in step_change],
-                           marker_color=["#4c72b0" if s % 2 == 0 else "#dd8452" for s in seg],
-                           hovertemplate="step %{x}: %{y:.4f}<extra></extra>"))
-    fig.update_layout(xaxis_title="step", yaxis_title="mean |pixel change|", margin=dict(l=50, r=10, t=10, b=40),
-                      height=260, showlegend=False)
-    return fig
-
-
 @callback(Output("latent-walk-error", "children"), Output("latent-walk", "src"), Output("latent-walk-steps", "figure"),
           Output("latent-walk-caption", "children"), Input("latent-checkpoint", "value"), Input("latent-seed", "value"),
           Input("latent-points", "value"), Input("latent-steps", "value"), Input("latent-method", "value"))
@@ -193,8 +182,7 @@ def render_walk(checkpoint, seed, points, steps, method):
         anchors = latents(bundle.config, seed, k, device=bundle.device)
         result = walk_smoothness(bundle.G, interpolate(anchors, s, method))
         images = result.images.numpy()
-        rows = np.concatenate([images[i * (s + 1): i * (s + 1) + s + 2] for i in range(k - 1)])
-        walk_src = image_src(grid(rows, nrow=s + 2), scale=2)
+        walk_src = image_src(walk_grid(images, k, s), scale=2)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
         return error_box(_one_line(exc)), None, go.Figure(), ""
     caption = (f"{method} through latents (seed {seed}, 0..{k - 1}), {s} steps between anchors: one row per segment, "
@@ -230,10 +218,7 @@ def render_arithmetic(checkpoint, a, b, c, expr, neighbours):
         rows = [torch.cat([latents(cfg, s, [i], device=device) for s, i in exemplars[name]]) for name in used]
         rows.append(torch.cat([z.reshape(1, -1), near]))
         images = [to_uint8(generate_from_z(bundle.G, r)).numpy() for r in rows]
-        width = max(len(r) for r in images)
-        blank = np.zeros_like(images[0][:1])
-        padded = np.concatenate([np.concatenate([r, *[blank] * (width - len(r))]) for r in images])
-        src = image_src(grid(padded, nrow=width), scale=2)
+        src = image_src(rows_grid(images), scale=2)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
         return error_box(_one_line(exc)), None, ""
     expression = " ".join(f"{'-' if sign < 0 else '+'} {name}" for sign, name in terms).removeprefix("+ ")

@@ -40,16 +40,17 @@ def register(app: typer.Typer) -> None:
         fit_seed: int = typer.Option(1, help="Seed of the fitting latents (never the evaluation ones)."),
         insert_box: Optional[str] = typer.Option(None, help="x0,y0,x1,y1: also set the shown probe units high "
                                                  "inside this box and report how often the class appears there."),
+        cache_dir: Optional[Path] = typer.Option(Path("cache/analysis"), help="Cache of removal measurements."),
         device: Optional[str] = typer.Option(None, help="cpu, cuda (default: CUDA when available)."),
     ) -> None:
         """Drop the generator units that draw a class; ACE per ranking (probe, dissection, random)."""
         from dcgan_viz.cli import _run
 
         def go() -> None:
-            import numpy as np
             import torch
 
             from dcgan_viz.analysis import ablation as A
+            from dcgan_viz.analysis.forgetting import forget_experiment, with_without
             from dcgan_viz.checkpoint import load_checkpoint
             from dcgan_viz.evaluation import load_evaluator
             from dcgan_viz.images import grid, save_png, to_uint8
@@ -79,43 +80,23 @@ def register(app: typer.Typer) -> None:
             if box is not None:
                 A.masks_from_boxes([{"seed": 0, "index": 0, "boxes": [box]}], size)  # validate early
             if box_entries is not None:
-                keys, box_masks = A.masks_from_boxes(box_entries, size)
+                A.masks_from_boxes(box_entries, size)  # validate before any work
             seg, meta = load_evaluator(segmenter, device=bundle.device, kind="segmenter")
             classes = list(meta.get("classes") or A.ROOM_CLASSES)
             if auto not in classes:
                 raise ValueError(f"unknown class {auto!r}; the segmenter's classes are {classes}")
-            n_units = G.layer_channels()[layer]
-            if max(count_list) > n_units:
-                raise ValueError(f"--counts {max(count_list)} exceeds {layer}'s {n_units} units")
-            cid = classes.index(auto)
-
-            z_fit = latents(bundle.config, fit_seed, n_fit, device=bundle.device)
-            _, labels = A.generate_and_label(G, seg, z_fit)
-            auto_masks = labels == cid
-            if box_entries is not None:
-                if any(s == seed for s, _ in keys):
-                    typer.echo(f"warning: boxes drawn on evaluation seed {seed} latents", err=True)
-                z_box = torch.cat([latents(bundle.config, s, [i], device=bundle.device) for s, i in keys])
-                probe = A.fit_window_probe(G, z_box, box_masks, layer, seed=0)
-                probe_source = f"boxes ({len(keys)} images)"
-            else:
-                if not bool(auto_masks.any()):
-                    raise ValueError(f"the segmenter labels no {auto!r} pixels in {n_fit} samples; nothing to probe")
-                probe = A.fit_window_probe(G, z_fit, auto_masks, layer, seed=0)
-                probe_source = f"segmenter labels ({n_fit} latents, seed {fit_seed})"
-            iou = A.dissection_iou(G, z_fit, auto_masks, layer)
-            rankings = {"probe": probe.units_by_weight,
-                        "dissection": np.argsort(-iou, kind="stable"),
-                        "random": A.random_ranking(n_units, seed)}
-            result = A.removal_curve(bundle, seg, auto, layer, rankings, count_list, n, seed, classes)
-
+            if box_entries is not None and any(int(e.get("seed", -1)) == seed for e in box_entries
+                                               if isinstance(e, dict)):
+                typer.echo(f"warning: boxes drawn on evaluation seed {seed} latents", err=True)
+            seg_key = str(meta.get("weights_sha256", segmenter))
+            exp = forget_experiment(bundle, seg, classes, auto, layer, count_list, n, n_fit, seed, fit_seed,
+                                    box_entries, seg_key, cache_dir)
+            probe, iou, rankings, result, probe_source = exp.probe, exp.iou, exp.rankings, exp.removal, exp.probe_source
+            n_units = result.n_units
             out.mkdir(parents=True, exist_ok=True)
             k_show = show if show is not None else max(1, round(0.1 * n_units))
             z_show = latents(bundle.config, seed, 8, device=bundle.device)
-            with torch.no_grad():
-                before = G(z_show)
-                with A.ablate(G, {layer: [int(u) for u in probe.units_by_weight[:k_show]]}):
-                    after = G(z_show)
+            before, after = with_without(G, z_show, layer, probe.units_by_weight[:k_show])
             save_png(out / "with_without.png", grid(to_uint8(torch.cat([before, after])), nrow=8), scale=2)
             atomic_write_json(out / "units.json", {
                 "checkpoint": str(bundle.path), "layer": layer, "class": auto, "n_units": n_units,

@@ -1,0 +1,91 @@
+"""The whole "forget to draw a class" experiment (paper section 6.1, measured as GAN Dissection's
+ACE): label fitting latents, fit the probe, rank units three ways, measure removal.
+
+One function shared by ``dcgan-viz forget``, the scripted figures and the dashboard, so there
+is one implementation of the protocol. The removal measurement (the expensive part) is cached
+on disk by weights hash, segmenter and parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..latents import latents
+from . import ablation as A
+
+
+@dataclass
+class ForgetExperiment:
+    """probe (fitted on boxes or segmenter labels), dissection IoU per unit (C,), the three unit
+    rankings {probe, dissection, random} each (C,), and the removal measurement."""
+
+    probe: A.Probe
+    probe_source: str
+    iou: np.ndarray
+    rankings: dict[str, np.ndarray]
+    removal: A.RemovalResult
+    n_fit: int
+    fit_seed: int
+
+
+def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str, layer: str,
+                      counts: Sequence[int], n: int = 1000, n_fit: int = 500, seed: int = 0, fit_seed: int = 1,
+                      box_entries: Any = None, segmenter_key: str = "",
+                      cache_dir: str | Path | None = None) -> ForgetExperiment:
+    """Run the experiment on a loaded checkpoint: latents (fit_seed, 0..n_fit-1) are labelled by
+    the segmenter (for dissection, and for the probe unless ``box_entries`` — the paper's drawn
+    boxes, ``[{seed, index, boxes: [[x0, y0, x1, y1], ...]}, ...]`` — are given); removal is
+    measured on latents (seed, 0..n-1), which never overlap the automatic fitting latents."""
+    from ..cache import cache_key, cached
+
+    G = bundle.G
+    A.check_layer(G, layer)
+    classes = list(classes)
+    if class_name not in classes:
+        raise ValueError(f"unknown class {class_name!r}; the segmenter's classes are {classes}")
+    if n < 1 or n_fit < 1:
+        raise ValueError("the numbers of evaluation and fitting latents must be positive")
+    if seed == fit_seed and box_entries is None:
+        raise ValueError("the evaluation and fitting seeds must differ (no fitting on the evaluation latents)")
+    n_units = G.layer_channels()[layer]
+    counts = [int(c) for c in counts]
+    if not counts or min(counts) < 1 or max(counts) > n_units:
+        raise ValueError(f"unit counts must be in 1..{n_units} ({layer}'s units), got {counts}")
+    size = bundle.config.image_size
+    cid = classes.index(class_name)
+
+    z_fit = latents(bundle.config, fit_seed, n_fit, device=bundle.device)
+    _, labels = A.generate_and_label(G, segmenter, z_fit)
+    auto_masks = labels == cid
+    if box_entries is not None:
+        keys, box_masks = A.masks_from_boxes(box_entries, size)
+        z_box = torch.cat([latents(bundle.config, s, [i], device=bundle.device) for s, i in keys])
+        probe = A.fit_window_probe(G, z_box, box_masks, layer, seed=0)
+        source = f"boxes ({len(keys)} images)"
+    else:
+        if not bool(auto_masks.any()):
+            raise ValueError(f"the segmenter labels no {class_name!r} pixels in {n_fit} samples; nothing to probe")
+        probe = A.fit_window_probe(G, z_fit, auto_masks, layer, seed=0)
+        source = f"segmenter labels ({n_fit} latents, seed {fit_seed})"
+    iou = A.dissection_iou(G, z_fit, auto_masks, layer)
+    rankings = {"probe": probe.units_by_weight, "dissection": np.argsort(-iou, kind="stable"),
+                "random": A.random_ranking(n_units, seed)}
+    key = cache_key("removal", weights=bundle.key, segmenter=segmenter_key, classes=classes, cls=class_name,
+                    layer=layer, rankings={k: v.tolist() for k, v in rankings.items()}, counts=counts, n=n, seed=seed)
+    removal = cached(cache_dir, key, A.RemovalResult,
+                     lambda: A.removal_curve(bundle, segmenter, class_name, layer, rankings, counts, n, seed, classes))
+    return ForgetExperiment(probe, source, iou, rankings, removal, n_fit, fit_seed)
+
+
+@torch.no_grad()
+def with_without(G, z: torch.Tensor, layer: str, units: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (B, C, H, W) in [-1, 1] of latents z (B, nz) without and with ``units`` dropped."""
+    before = G(z)
+    with A.ablate(G, {layer: [int(u) for u in units]}):
+        after = G(z)
+    return before, after
