@@ -162,7 +162,13 @@ def evaluate_expression(expr: str | list[tuple[int, str]], concepts: dict[str, t
     missing = [name for _, name in terms if name not in concepts]
     if missing:
         raise ValueError(f"unknown concept {missing[0]!r}; known: {', '.join(sorted(concepts)) or '(none)'}")
-    out = torch.zeros_like(concepts[terms[0][1]])
+    shapes = {name: tuple(concepts[name].shape) for _, name in terms}
+    first = terms[0][1]
+    for _, name in terms:
+        if shapes[name] != shapes[first]:
+            raise ValueError(f"latent size mismatch: concept {first!r} has shape {shapes[first]}, "
+                             f"{name!r} has {shapes[name]}")
+    out = torch.zeros_like(concepts[first])
     for sign, name in terms:
         out = out + sign * concepts[name]
     return out
@@ -190,6 +196,87 @@ def noise_neighbours(z: torch.Tensor, n: int, scale: float = 0.25, seed: int = 0
     return out.to(device=z.device, dtype=z.dtype)
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def parse_concept(text: str) -> tuple[str, list[tuple[int | str, int]]]:
+    """``"smile=0:12,0:40,inv/latents.npy:2"`` -> ("smile", [(0, 12), (0, 40), ("inv/latents.npy", 2)]).
+
+    Each exemplar is ``seed:index`` (latent ``index`` of ``seed``) or ``FILE.npy:row`` (row of an
+    (N, nz) array, e.g. ``latents.npy`` from ``dcgan-viz invert``). Malformed text raises a
+    one-line ``ValueError``.
+    """
+    if not isinstance(text, str) or "=" not in text:
+        raise ValueError(f"bad concept {text!r}: expected NAME=seed:index,seed:index,...")
+    name, _, rest = text.partition("=")
+    name = name.strip()
+    if not _NAME.match(name):
+        raise ValueError(f"bad concept {text!r}: the name {name!r} must be letters, digits and _ "
+                         "(not starting with a digit)")
+    exemplars: list[tuple[int | str, int]] = []
+    for part in rest.split(","):
+        part = part.strip()
+        head, sep, tail = part.rpartition(":")
+        if not sep or not head or not tail.strip().isdigit():
+            raise ValueError(f"bad exemplar {part!r} in concept {name!r}: expected seed:index or FILE.npy:row "
+                             "with non-negative integers")
+        head = head.strip()
+        if head.lower().endswith(".npy"):
+            exemplars.append((head, int(tail)))
+        elif head.isdigit():
+            exemplars.append((int(head), int(tail)))
+        else:
+            raise ValueError(f"bad exemplar {part!r} in concept {name!r}: expected seed:index or FILE.npy:row "
+                             "with non-negative integers")
+    return name, exemplars
+
+
+def exemplar_latents(cfg: ModelConfig, exemplars: Sequence[tuple[int | str, int]],
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """Latents (k, nz) of exemplars named by (seed, index) or (path to an (N, nz) .npy, row).
+
+    A file whose latents are not ``cfg.nz`` wide, or a row out of range, raises a ``ValueError``."""
+    if not exemplars:
+        raise ValueError("a concept needs at least one exemplar (seed, index)")
+    rows, files = [], {}
+    for source, index in exemplars:
+        if isinstance(source, str):
+            if source not in files:
+                try:
+                    arr = np.load(source, allow_pickle=False)
+                except (OSError, ValueError) as exc:
+                    raise ValueError(f"{source}: not a readable .npy latents file ({type(exc).__name__})") from None
+                if arr.ndim == 1:
+                    arr = arr[None]
+                if arr.ndim != 2 or arr.shape[1] != cfg.nz:
+                    raise ValueError(f"latent size mismatch: {source} holds latents of shape {tuple(arr.shape)}, "
+                                     f"the checkpoint needs (N, {cfg.nz})")
+                files[source] = torch.as_tensor(arr, dtype=torch.float32)
+            arr_t = files[source]
+            if not 0 <= int(index) < len(arr_t):
+                raise ValueError(f"{source}: row {index} out of range (it has {len(arr_t)} latents)")
+            rows.append(arr_t[int(index)].to(device))
+        else:
+            rows.append(latents(cfg, int(source), [int(index)], device=device)[0])
+    return torch.stack(rows)
+
+
+def prior_norm(nz: int, z_dist: str = "uniform") -> float:
+    """Root of E|z|^2 under the prior: sqrt(nz / 3) for uniform[-1, 1], sqrt(nz) for N(0, I).
+    Samples concentrate near this norm (the 'shell'); a mean of k latents has norm ~ 1/sqrt(k) of it."""
+    if z_dist == "uniform":
+        return math.sqrt(nz / 3.0)
+    if z_dist == "normal":
+        return math.sqrt(float(nz))
+    raise ValueError(f"unknown z_dist {z_dist!r}")
+
+
+def rescale_to_prior(z: torch.Tensor, z_dist: str = "uniform") -> torch.Tensor:
+    """Rows of z (..., nz) rescaled to the prior's expected norm ``prior_norm`` (direction kept)."""
+    target = prior_norm(z.shape[-1], z_dist)
+    return z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12) * target
+
+
 # ----------------------------------------------------------------------------- directions
 
 def mean_difference_direction(z_pos: torch.Tensor, z_neg: torch.Tensor) -> torch.Tensor:
@@ -200,6 +287,13 @@ def mean_difference_direction(z_pos: torch.Tensor, z_neg: torch.Tensor) -> torch
 def svm_direction(z: torch.Tensor, labels: torch.Tensor | np.ndarray, C: float = 1.0, seed: int = 0) -> torch.Tensor:
     """Unit normal (nz,) of a linear SVM separating latents by a binary label (InterFaceGAN,
     Shen et al. 2020), pointing towards label 1."""
+    svm = _fit_svm(z, labels, C, seed)
+    w = torch.as_tensor(svm.coef_[0], dtype=torch.float32)
+    return (w / w.norm().clamp_min(1e-12)).to(z.device)
+
+
+def _fit_svm(z: torch.Tensor, labels: torch.Tensor | np.ndarray, C: float = 1.0, seed: int = 0):
+    """A fitted sklearn LinearSVC on latents (N, nz) and 0/1 labels."""
     from sklearn.svm import LinearSVC
 
     y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(int).reshape(-1)
@@ -207,8 +301,7 @@ def svm_direction(z: torch.Tensor, labels: torch.Tensor | np.ndarray, C: float =
         raise ValueError("svm_direction needs one 0/1 label per latent, with both labels present")
     svm = LinearSVC(C=C, random_state=seed, max_iter=20000)
     svm.fit(z.detach().float().cpu().numpy(), y)
-    w = torch.as_tensor(svm.coef_[0], dtype=torch.float32)
-    return (w / w.norm().clamp_min(1e-12)).to(z.device)
+    return svm
 
 
 def walk(G: torch.nn.Module, z: torch.Tensor, direction: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
@@ -303,6 +396,8 @@ class ArithmeticResult:
     image has the target on (> success_threshold) and the kept attribute == b_value.
     settings: "arithmetic" (expression), "random" (b_neg + random direction of the same norm as
     a_pos - a_neg) and "b_neg" (b_neg alone: the base rate); each {"success","target","kept"}.
+    rescaled: every decoded latent was rescaled to the prior's expected norm (``rescale_to_prior``);
+    mean_norm: mean norm of each setting's latents before any rescaling; prior_norm: the prior's.
     """
 
     attribute: str
@@ -315,6 +410,9 @@ class ArithmeticResult:
     group_sizes: dict[str, int]
     thresholds: dict[str, float]
     settings: dict[str, dict[str, Rate]] = field(default_factory=dict)
+    rescaled: bool = False
+    mean_norm: dict[str, float] = field(default_factory=dict)
+    prior_norm: float = float("nan")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -324,8 +422,11 @@ def arithmetic_trials(bundle, classifier, n_trials: int = 1000, k_exemplars: int
                       seed: int = 0, *, keep: str = "beard", a_value: int = 0, b_value: int = 1,
                       on_threshold: float = 0.7, off_threshold: float = 0.2, success_threshold: float = 0.5,
                       expression: str = "a_pos - a_neg + b_neg", pool: AttributePool | None = None,
-                      pool_size: int = 4000, batch_size: int = 500) -> ArithmeticResult:
-    """Measure "A_pos - A_neg + B_neg = B_pos" (section 6.3) against a same-norm random control."""
+                      pool_size: int = 4000, batch_size: int = 500, rescale: bool = False) -> ArithmeticResult:
+    """Measure "A_pos - A_neg + B_neg = B_pos" (section 6.3) against a same-norm random control.
+
+    ``rescale``: decode every setting's latents rescaled to the prior's expected norm (the
+    signed sum of k-exemplar means has norm ~ sqrt(3 / k) of a prior sample's)."""
     terms = parse_expression(expression)
     if n_trials < 1 or k_exemplars < 1:
         raise ValueError("n_trials and k_exemplars must be at least 1")
@@ -360,8 +461,12 @@ def arithmetic_trials(bundle, classifier, n_trials: int = 1000, k_exemplars: int
     col_t, col_k = pool.names.index(attribute), pool.names.index(keep)
     out = ArithmeticResult(attribute, keep, expression, k_exemplars, n_trials, len(z), pool.seed, sizes,
                            {"on": on_threshold, "off": off_threshold, "success": success_threshold,
-                            "a_value": a_value, "b_value": b_value})
+                            "a_value": a_value, "b_value": b_value}, rescaled=bool(rescale),
+                           prior_norm=prior_norm(z.shape[1], bundle.config.z_dist))
     for name, zz in (("arithmetic", z_arith), ("random", z_rand), ("b_neg", base)):
+        out.mean_norm[name] = float(zz.norm(dim=1).mean())
+        if rescale:
+            zz = rescale_to_prior(zz, bundle.config.z_dist)
         attrs = _read(bundle, classifier, zz, batch_size).numpy()
         on = attrs[:, col_t] > success_threshold
         kept_ok = attrs[:, col_k].round() == b_value
@@ -418,14 +523,21 @@ def turn_trials(bundle, classifier, n_trials: int = 1000, k: int = 4, seed: int 
 
 
 def results_markdown(arith: Sequence[ArithmeticResult], turn: TurnResult | None = None) -> str:
-    """Markdown tables of success rates with Wilson 95% intervals."""
+    """Markdown tables of success rates with Wilson 95% intervals (one table per attribute /
+    expression / keep / rescaling group of ``arith``, in order)."""
     lines = []
-    if arith:
-        a = arith[0]
+    groups: dict[tuple, list[ArithmeticResult]] = {}
+    for r in arith:
+        groups.setdefault((r.attribute, r.keep, r.expression, r.rescaled), []).append(r)
+    for group in groups.values():
+        a = group[0]
+        if lines:
+            lines.append("")
         lines += [f"Concept arithmetic `{a.expression}`: target `{a.attribute} > {a.thresholds['success']}` and "
-                  f"`{a.keep} == {a.thresholds['b_value']:g}` (pool {a.pool_size}, seed {a.seed})", "",
+                  f"`{a.keep} == {a.thresholds['b_value']:g}` (pool {a.pool_size}, seed {a.seed}"
+                  + (f"; latents rescaled to the prior norm {a.prior_norm:.2f})" if a.rescaled else ")"), "",
                   "| k | setting | n | success [95% CI] | target on | kept |", "|---|---|---|---|---|---|"]
-        for r in arith:
+        for r in group:
             for name, label in (("arithmetic", "a_pos - a_neg + b_neg" if r.expression == "a_pos - a_neg + b_neg"
                                  else r.expression), ("random", "b_neg + random (same norm)"), ("b_neg", "b_neg alone")):
                 s = r.settings[name]
@@ -439,4 +551,157 @@ def results_markdown(arith: Sequence[ArithmeticResult], turn: TurnResult | None 
         for label, r, dm in (("turn vector", turn.direction, turn.mean_delta_direction),
                              ("random (same norm)", turn.control, turn.mean_delta_control)):
             lines.append(f"| {label} | {r.n} | {r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] | {dm:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- attribute directions
+
+def _read_scores(bundle, classifier, z: torch.Tensor, attribute: str, success_threshold: float,
+                 batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """(reading, score) (N,) of one attribute for the images of z. reading: the decoded value (a
+    class index for categorical attributes); score: a continuous version, the value itself for
+    continuous attributes, P(class index > success_threshold) for categorical ones."""
+    from dcgan_viz.evaluation._inputs import batched_apply
+
+    kinds = dict(classifier.config.attributes)
+    if attribute not in kinds:
+        raise ValueError(f"unknown attribute {attribute!r}; the classifier reads {', '.join(kinds)}")
+    col = list(kinds).index(attribute)
+    categorical = kinds[attribute].startswith("categorical")
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        outputs = classifier(x)
+        reading = classifier.decode(outputs)[:, col]
+        if categorical:
+            p = torch.softmax(outputs[attribute].float(), dim=1)
+            classes = torch.arange(p.shape[1], device=p.device, dtype=torch.float32)
+            score = (p * (classes > success_threshold)).sum(1)
+        else:
+            score = reading
+        return torch.stack([reading.float(), score.float()], dim=1)
+
+    out = []
+    for i in range(0, len(z), batch_size):
+        imgs = generate_from_z(bundle.G, z[i : i + batch_size].to(bundle.device), batch_size)
+        out.append(batched_apply(classifier, imgs, fn, batch_size).cpu())
+    both = torch.cat(out).numpy() if out else np.zeros((0, 2), dtype=np.float32)
+    return both[:, 0], both[:, 1]
+
+
+@dataclass
+class DirectionResult:
+    """Attribute directions fitted on one half of a pool, evaluated on the other half.
+
+    Labels: on = reading > on_threshold, off = reading < off_threshold (others unlabelled).
+    Directions: "mean_difference" (mean z of on minus off latents), "svm" (InterFaceGAN normal) and
+    "random" (an independent random direction per held-out latent), all scaled to the same norm
+    ``step`` (default: the norm of the fitted mean difference). Per direction, on ``n_eval``
+    held-out latents z: "both_ways" = score(z + d) > score(z) and score(z - d) < score(z)
+    (score: the attribute, or P(on) for a categorical one); "raise" / "lower" each half alone;
+    "flip_on" = held-out off latents whose z + d reads on (> success_threshold); "flip_off" =
+    held-out on latents whose z - d reads off (< success_threshold); mean_delta_plus / _minus:
+    mean score change. svm_accuracy: the SVM's held-out classification accuracy on labelled
+    latents; majority_rate: the accuracy of always guessing the larger class (its control);
+    svm_balanced_accuracy: the mean of the per-class held-out recalls (chance 0.5 however
+    unbalanced the classes); cosine: between the mean-difference and SVM directions.
+    """
+
+    attribute: str
+    pool_size: int
+    seed: int
+    thresholds: dict[str, float]
+    n_fit: dict[str, int]
+    n_eval: int
+    step: float
+    svm_accuracy: Rate
+    majority_rate: float
+    cosine: float
+    svm_balanced_accuracy: float = float("nan")
+    directions: dict[str, dict] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def direction_trials(bundle, classifier, attribute: str = "smile", seed: int = 0, *, pool: AttributePool | None = None,
+                     pool_size: int = 4000, n_eval: int = 1000, on_threshold: float = 0.7, off_threshold: float = 0.2,
+                     success_threshold: float = 0.5, step: float | None = None, C: float = 1.0,
+                     batch_size: int = 500) -> DirectionResult:
+    """Fit mean-difference and SVM directions for ``attribute`` on a random half of the pool and
+    measure them on held-out latents against a same-norm random direction."""
+    if n_eval < 1:
+        raise ValueError("n_eval must be at least 1")
+    pool = pool if pool is not None else attribute_pool(bundle, classifier, seed, pool_size, batch_size)
+    reading = pool.column(attribute).numpy()
+    n = len(pool.z)
+    rng = np.random.default_rng([seed, 3])
+    perm = rng.permutation(n)
+    fit, held = perm[: n // 2], perm[n // 2:]
+    on, off = reading > on_threshold, reading < off_threshold
+    fit_on, fit_off = fit[on[fit]], fit[off[fit]]
+    if len(fit_on) < 2 or len(fit_off) < 2:
+        raise ValueError(f"only {len(fit_on)} on / {len(fit_off)} off latents for {attribute!r} in the fitting half "
+                         f"(on > {on_threshold}, off < {off_threshold}); use a larger pool")
+    z = pool.z.float()
+    md = mean_difference_direction(z[fit_on], z[fit_off])
+    labelled = np.concatenate([fit_on, fit_off])
+    labels = np.concatenate([np.ones(len(fit_on), int), np.zeros(len(fit_off), int)])
+    svm = _fit_svm(z[labelled], labels, C, seed)
+    w = torch.as_tensor(svm.coef_[0], dtype=torch.float32)
+    sv = w / w.norm().clamp_min(1e-12)
+    step_norm = float(md.norm()) if step is None else float(step)
+    if not step_norm > 0:
+        raise ValueError(f"step must be positive, got {step_norm}")
+    # held-out SVM classification accuracy vs always guessing the larger class
+    held_lab = held[on[held] | off[held]]
+    y_held = on[held_lab].astype(int)
+    if len(held_lab):
+        svm_hits = svm.predict(z[held_lab].numpy()) == y_held
+        majority = float(max(y_held.mean(), 1 - y_held.mean()))
+        balanced = float(np.mean([svm_hits[y_held == c].mean() for c in (0, 1) if (y_held == c).any()]))
+    else:
+        svm_hits, majority, balanced = np.zeros(0, bool), float("nan"), float("nan")
+    ev = held[:n_eval]
+    z_ev = z[ev]
+    g = torch.Generator().manual_seed(int(seed) * 1000 + 11)
+    dirs = {"mean_difference": (md / md.norm().clamp_min(1e-12) * step_norm).expand_as(z_ev),
+            "svm": (sv * step_norm).expand_as(z_ev),
+            "random": _random_like(torch.full_like(z_ev, step_norm / math.sqrt(z_ev.shape[1])), g)}
+    r0, s0 = _read_scores(bundle, classifier, z_ev, attribute, success_threshold, batch_size)
+    ev_off, ev_on = reading[ev] < off_threshold, reading[ev] > on_threshold
+    out = DirectionResult(attribute, n, pool.seed,
+                          {"on": on_threshold, "off": off_threshold, "success": success_threshold},
+                          {"on": int(len(fit_on)), "off": int(len(fit_off))}, int(len(ev)), step_norm,
+                          Rate.of(svm_hits), majority, float(md @ sv / md.norm().clamp_min(1e-12)), balanced)
+    for name, d in dirs.items():
+        rp, sp = _read_scores(bundle, classifier, z_ev + d, attribute, success_threshold, batch_size)
+        rm, sm = _read_scores(bundle, classifier, z_ev - d, attribute, success_threshold, batch_size)
+        up, down = sp > s0, sm < s0
+        out.directions[name] = {
+            "both_ways": Rate.of(up & down), "raise": Rate.of(up), "lower": Rate.of(down),
+            "flip_on": Rate.of(rp[ev_off] > success_threshold), "flip_off": Rate.of(rm[ev_on] < success_threshold),
+            "mean_delta_plus": float((sp - s0).mean()), "mean_delta_minus": float((sm - s0).mean())}
+    return out
+
+
+def directions_markdown(results: Sequence[DirectionResult]) -> str:
+    """One markdown table of direction success rates (Wilson 95% intervals) for several attributes."""
+    lines = ["| attribute | direction | n | both ways [95% CI] | raise | lower | flip off→on | flip on→off | "
+             "mean Δ+ / Δ− |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for name in ("mean_difference", "svm", "random"):
+            d = r.directions[name]
+            b = d["both_ways"]
+            lines.append(f"| {r.attribute} | {name.replace('_', ' ')}{' (control)' if name == 'random' else ''} | "
+                         f"{b.n} | {b.rate:.3f} [{b.ci_low:.3f}, {b.ci_high:.3f}] | {d['raise'].rate:.3f} | "
+                         f"{d['lower'].rate:.3f} | {d['flip_on'].rate:.3f} ({d['flip_on'].n}) | "
+                         f"{d['flip_off'].rate:.3f} ({d['flip_off'].n}) | "
+                         f"{d['mean_delta_plus']:+.3f} / {d['mean_delta_minus']:+.3f} |")
+    lines += ["", "| attribute | fitted on (on / off) | step | SVM held-out accuracy [95% CI] | majority class | "
+              "SVM balanced accuracy | cos(mean diff, SVM) |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        a = r.svm_accuracy
+        lines.append(f"| {r.attribute} | {r.n_fit['on']} / {r.n_fit['off']} | {r.step:.3f} | {a.rate:.3f} "
+                     f"[{a.ci_low:.3f}, {a.ci_high:.3f}] ({a.n}) | {r.majority_rate:.3f} | {r.svm_balanced_accuracy:.3f} | "
+                     f"{r.cosine:.3f} |")
     return "\n".join(lines) + "\n"

@@ -150,21 +150,21 @@ def test_wilson_interval() -> None:
     assert wilson_interval(0, 10)[0] == 0.0
 
 
-def test_cli_walk_end_to_end(tmp_path) -> None:
+def test_cli_interpolate_end_to_end(tmp_path) -> None:
     G, D = _tiny_g()
     ckpt = save_checkpoint(tmp_path / "ck", G, D, data=DataSpec(source="faces", size=32, count=64, test_count=16))
     out = tmp_path / "walk.png"
     runner = CliRunner()
-    res = runner.invoke(app, ["walk", str(ckpt), "--seed", "0", "--points", "3", "--steps", "4", "--method", "slerp",
+    res = runner.invoke(app, ["interpolate", str(ckpt), "--seed", "0", "--points", "3", "--steps", "4", "--method", "slerp",
                               "--out", str(out), "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert out.is_file() and out.read_bytes()[:4] == b"\x89PNG"
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["n_images"] == 11 and len(summary["step_change"]) == 10 and np.isfinite(summary["spike_ratio"])
     # controls: a bad method and a missing checkpoint are one-line errors with exit code 2
-    bad = runner.invoke(app, ["walk", str(ckpt), "--method", "cubic", "--out", str(out)])
+    bad = runner.invoke(app, ["interpolate", str(ckpt), "--method", "cubic", "--out", str(out)])
     assert bad.exit_code == 2 and "error:" in bad.output
-    missing = runner.invoke(app, ["walk", str(tmp_path / "nope"), "--out", str(out)])
+    missing = runner.invoke(app, ["interpolate", str(tmp_path / "nope"), "--out", str(out)])
     assert missing.exit_code == 2 and "error:" in missing.output
 
 
