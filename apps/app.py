@@ -6,6 +6,7 @@ through ``app_state()`` (the checkpoint dirs and the model cache, both in ``serv
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -64,13 +65,52 @@ def navbar() -> html.Nav:
                     style={"padding": "0.6em 1em", "borderBottom": "1px solid #ddd", "marginBottom": "1em"})
 
 
-def background_manager(job_dir: str | Path) -> dash.DiskcacheManager:
-    """Runs long callbacks (``background=True``) in worker processes; progress and results go
+class ThreadedJobManager(dash.DiskcacheManager):
+    """Dash's diskcache manager, but each background job runs in a thread of the server process
+    instead of a forked process.
+
+    Why: the models live in the server's ModelCache, on the GPU when there is one, and CUDA
+    cannot be used in a forked child; forking a multi-threaded server can also inherit locks held
+    by other threads (the model cache's, OpenMP's), which hangs the job. In a thread, a job shares
+    the loaded models and torch releases the GIL during its work. Progress and results still go
+    through the diskcache, so Dash's polling protocol is unchanged. A job cannot be killed
+    midway; a cancelled job finishes and its result is dropped.
+    """
+
+    def __init__(self, cache, **kwargs):
+        super().__init__(cache, **kwargs)
+        self._jobs: dict[int, threading.Thread] = {}
+        self._ids = itertools.count(1)
+        self._jobs_lock = threading.Lock()
+
+    def call_job_fn(self, key, job_fn, args, context):
+        with self._jobs_lock:
+            job = next(self._ids)
+            self._jobs = {j: t for j, t in self._jobs.items() if t.is_alive()}
+            thread = threading.Thread(target=job_fn, args=(key, self._make_progress_key(key), args, context),
+                                      name=f"dash-job-{job}", daemon=True)
+            self._jobs[job] = thread
+        thread.start()
+        return job
+
+    def job_running(self, job) -> bool:
+        thread = self._jobs.get(int(job)) if job else None
+        return thread is not None and thread.is_alive()
+
+    def terminate_job(self, job) -> None:
+        return None  # threads cannot be killed; the job ends by itself
+
+    def terminate_unhealthy_job(self, job) -> bool:
+        return False
+
+
+def background_manager(job_dir: str | Path) -> ThreadedJobManager:
+    """Runs long callbacks (``background=True``) in server threads; progress and results go
     through a diskcache under ``job_dir``."""
     import diskcache
 
     Path(job_dir).mkdir(parents=True, exist_ok=True)
-    return dash.DiskcacheManager(diskcache.Cache(str(job_dir)))
+    return ThreadedJobManager(diskcache.Cache(str(job_dir)))
 
 
 def create_app(checkpoint_dirs: list[Path], device=None, cache_size: int = 4,

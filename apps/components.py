@@ -87,6 +87,8 @@ def checked_checkpoint(checkpoint: str | None) -> Path:
     from apps.app import app_state  # the app module imports this one
 
     dirs, _ = app_state()
+    if checkpoint is not None and not isinstance(checkpoint, str):
+        raise ValueError(f"checkpoint must be a path chosen from the list, got {type(checkpoint).__name__}")
     if not checkpoint:
         raise ValueError(f"no checkpoint chosen (none found under {', '.join(map(str, dirs))})")
     if checkpoint not in {str(p) for p in find_checkpoints(dirs)}:

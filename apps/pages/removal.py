@@ -112,23 +112,32 @@ def shapes_from_relayout(relayout: dict | None, shapes: list[dict] | None) -> li
     """Plotly ``relayoutData`` -> the drawn rectangles [{x0, y0, x1, y1}] in grid-image pixels, or
     None when the event does not touch the shapes. Handles a new list (``shapes``) and edits of one
     corner (``shapes[i].x0``)."""
-    if not relayout:
+    if not relayout or not isinstance(relayout, dict):
         return None
     if "shapes" in relayout:
         out = []
-        for s in relayout["shapes"] or []:
-            if isinstance(s, dict) and s.get("type", "rect") == "rect" and all(k in s for k in _BOX_KEYS):
+        drawn = relayout["shapes"] if isinstance(relayout["shapes"], list) else []
+        for s in drawn:
+            if isinstance(s, dict) and s.get("type", "rect") == "rect" and all(_finite(s.get(k)) for k in _BOX_KEYS):
                 out.append({k: float(s[k]) for k in _BOX_KEYS})
         return out
-    edits = [(m, v) for key, v in relayout.items() if (m := _EDIT.match(key))]
+    edits = [(m, v) for key, v in relayout.items() if isinstance(key, str) and (m := _EDIT.match(key)) and _finite(v)]
     if not edits:
         return None
-    out = [dict(s) for s in shapes or []]
+    out = [dict(s) for s in shapes if isinstance(s, dict)] if isinstance(shapes, list) else []
     for m, v in edits:
         i = int(m.group(1))
         if i < len(out):
             out[i][m.group(2)] = float(v)
     return out
+
+
+def _finite(value) -> bool:
+    """A real, finite number (plotly sends box corners as numbers)."""
+    try:
+        return not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def boxes_from_shapes(shapes: list[dict] | None, seed: int, size: int, n: int = GRID_N, nrow: int = GRID_NROW,
@@ -453,7 +462,7 @@ def layout(checkpoint: str | None = None, seed: str | None = None, layer: str | 
 def update_layers(checkpoint, layer):
     """The chosen checkpoint's hidden G layers; keep the layer when it still exists, else the default."""
     options, default = _layer_options(checkpoint)
-    return options, layer if layer in {o["value"] for o in options} else default
+    return options, layer if isinstance(layer, str) and layer in {o["value"] for o in options} else default
 
 
 @callback(Output("removal-class", "options"), Output("removal-class", "value"), Output("removal-class-note", "children"),

@@ -45,3 +45,30 @@ def umap_figure(result: UmapResult):
     fig.update_layout(title="UMAP of discriminator features (real by label, generated in grey)",
                       xaxis_title="UMAP 1", yaxis_title="UMAP 2")
     return fig
+
+
+SOURCE_COLOURS = {"real": "#4c72b0", "generated": "#dd8452"}
+
+
+def umap_scatter(result: UmapResult, colour: str = "source"):
+    """Plotly scatter of a UMAP with N points. ``colour`` "source": two traces, real vs generated;
+    "label": one trace per real label plus generated (as ``umap_figure``). Every point's
+    ``customdata`` is (generated 0/1, index) so a dashboard can show its thumbnail."""
+    import plotly.graph_objects as go
+
+    if colour == "label":
+        return umap_figure(result)
+    if colour != "source":
+        raise ValueError(f"colour must be source or label, got {colour!r}")
+    fig = go.Figure()
+    generated = np.asarray(result.generated, bool)
+    coords, index = np.asarray(result.coords), np.asarray(result.index)
+    for name, pick in (("real", ~generated), ("generated", generated)):
+        if pick.any():
+            fig.add_scattergl(x=coords[pick, 0], y=coords[pick, 1], mode="markers", name=f"{name} ({int(pick.sum())})",
+                              marker={"size": 5, "color": SOURCE_COLOURS[name]},
+                              customdata=np.c_[np.full(pick.sum(), int(name == "generated")), index[pick]],
+                              hovertemplate=f"{name} %{{customdata[1]}}<extra></extra>")
+    fig.update_layout(title="UMAP of discriminator features: real vs generated", xaxis_title="UMAP 1",
+                      yaxis_title="UMAP 2")
+    return fig
