@@ -237,16 +237,21 @@ def measure_checkpoint(bundle: Bundle, n: int = 10000, seed: int = 0, n_test: in
                        classifier: torch.nn.Module | None = None, classifier_key: str = "", backend: str = "auto",
                        cache_dir: str | Path | None = None, n_cells: int = 20, min_count: int = 20,
                        recovery_n: int = 64, recovery_steps: int = 200, pixel_size: int = 16,
-                       top: int = 32) -> tuple[MemorizationReport, np.ndarray, np.ndarray]:
+                       top: int = 32, train_limit: int | None = None) -> tuple[MemorizationReport, np.ndarray, np.ndarray]:
     """Memorization statistics of a loaded checkpoint (Bundle) on ``n`` samples (latents (seed, 0..n-1)).
 
     Returns (report, generated uint8 (n, H, W, C), training images uint8 (N, H, W, C)). Training
     features (and so the NN indexes) are cached in ``cache_dir``; ``recovery_n`` = 0 skips latent recovery.
+    ``train_limit``: compare with only the first N training images (quick runs; the statistics then
+    describe that subset, not the whole training set).
     """
     from dcgan_viz.data.loading import load_imageset
     from dcgan_viz.sampling import generate
 
-    train = load_imageset(bundle.data)
+    spec = bundle.data
+    if train_limit is not None and (spec.count is None or train_limit < spec.count):
+        spec = DataSpec.from_dict(spec.to_dict() | {"count": int(train_limit), "content_hash": None})
+    train = load_imageset(spec)
     test = load_imageset(held_out_spec(bundle.data, n_test))
     spaces = _spaces(bundle, classifier, pixel_size)
     keys = {"pixel": f"px{pixel_size}", "d": bundle.key, "classifier": classifier_key}

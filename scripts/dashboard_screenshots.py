@@ -1,0 +1,96 @@
+"""Screenshot every dashboard page on the shipped checkpoints (for the README), in headless Chromium.
+
+    python scripts/dashboard_screenshots.py --out docs/dashboard [--checkpoints checkpoints]
+
+Serves the dashboard as a subprocess, opens each page with a view worth showing, waits until its
+images and figures are drawn, and saves ``<page>.png``. Needs selenium, chromium and chromedriver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+# page file name -> (URL path and query, CSS selectors that must be drawn before the screenshot)
+PAGES = {
+    "checkpoints": ("/?checkpoint=checkpoints/rooms64&seed=0", ["#ckpt-grid[src^='data:image']", "#ckpt-curves .main-svg"]),
+    "filters": ("/filters?checkpoint=checkpoints/rooms64&layer=conv4&filters=0:4", ["#filters-fig5[src^='data:image']"]),
+    "latent": ("/latent?checkpoint=checkpoints/faces64&seed=0&points=4&steps=7", ["#latent-walk[src^='data:image']",
+                                                                                  "#latent-arith[src^='data:image']"]),
+    "removal": ("/removal?checkpoint=checkpoints/rooms64&seed=0&layer=conv3&mode=auto&k=12",
+                ["#removal-compare[src^='data:image']"]),
+    "memorization": ("/memorization?checkpoint=checkpoints/fashion32&seed=0&index=0&k=8", ["#memo-neighbours img"]),
+    "embedding": ("/embedding?checkpoint=checkpoints/fashion32&seed=0", ["#embed-graph .main-svg"]),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/dashboard"))
+    parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
+    parser.add_argument("--pages", default=",".join(PAGES), help="comma-separated subset of " + ", ".join(PAGES))
+    parser.add_argument("--timeout", type=float, default=240, help="seconds to wait for one page")
+    args = parser.parse_args()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver_bin = shutil.which("chromedriver")
+    if chromium is None or driver_bin is None:
+        sys.exit("error: needs chromium and chromedriver (Debian: apt install chromium chromium-driver)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "dcgan_viz.cli", "dashboard", "--checkpoints", str(args.checkpoints),
+                               "--port", str(port), "--device", "cpu"])
+    options = Options()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1300,1700", "--hide-scrollbars"):
+        options.add_argument(flag)
+    options.binary_location = chromium
+    driver = None
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/")
+        driver = webdriver.Chrome(service=Service(driver_bin), options=options)
+        for name in args.pages.split(","):
+            path, selectors = PAGES[name]
+            driver.get(f"http://127.0.0.1:{port}{path}")
+            wait = WebDriverWait(driver, args.timeout)
+            for css in selectors:
+                wait.until(lambda d, css=css: d.find_elements(By.CSS_SELECTOR, css))
+            time.sleep(2)  # let plotly finish its transitions
+            driver.save_screenshot(str(args.out / f"{name}.png"))
+            print(f"wrote {args.out / name}.png")
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
