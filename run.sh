@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dcgan-viz set-up and the two commands of the README.
-#   ./run.sh main   install, then sample every shipped checkpoint and train a small rooms model (5 epochs)
+#   ./run.sh main   install, sample every shipped checkpoint, write the figures report, serve the dashboard
+#                   (./run.sh main --no-dashboard: stop after the report)
 #   ./run.sh test   install (with test extras), then run the whole test suite
 # Installs into ./.venv. If torch is already in that venv (e.g. a CUDA build you installed),
 # it is kept; otherwise the CPU build pinned in ci/constraints-cpu.txt is installed.
@@ -29,9 +30,11 @@ case "${1:-}" in
       dcgan-viz info "$ck"
       dcgan-viz sample "$ck" --seed 0 --n 64 --out "out/${name}_samples.png"
     done
-    # the paper's figures 2-3 in miniature: sample grids after epoch 1 and epoch 5 (about 2 minutes on 2 cores)
-    dcgan-viz train --data rooms:count=20000,test_count=1000 --image-size 32 --ngf 32 --ndf 32 \
-      --epochs 5 --batch-size 64 --amp bf16 --channels-last on --out out/rooms32-demo
+    # every paper figure with its measurement, and the report (about 10 minutes on 2 CPU cores)
+    dcgan-viz figures --checkpoints checkpoints --out out/figures
+    if [ "${2:-}" != "--no-dashboard" ]; then
+      dcgan-viz dashboard --checkpoints checkpoints
+    fi
     ;;
   test)
     setup analysis,dashboard,faiss,dev

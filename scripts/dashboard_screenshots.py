@@ -26,7 +26,7 @@ PAGES = {
     "removal": ("/removal?checkpoint=checkpoints/rooms64&seed=0&layer=conv3&mode=auto&k=12",
                 ["#removal-compare[src^='data:image']"]),
     "memorization": ("/memorization?checkpoint=checkpoints/fashion32&seed=0&index=0&k=8", ["#memo-neighbours img"]),
-    "embedding": ("/embedding?checkpoint=checkpoints/fashion32&seed=0", ["#embed-graph .main-svg"]),
+    "embedding": ("/embedding?checkpoint=checkpoints/fashion32&seed=0&colour=label", ["#embed-graph .legend .traces"]),
 }
 
 

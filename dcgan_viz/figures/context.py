@@ -48,10 +48,10 @@ class FiguresConfig:
     memorization_train_limit: int | None = None  # None: the whole training set
     recovery_n: int = 64
     recovery_steps: int = 200
-    dedup_images: int = 60000
+    dedup_images: int = 5000
     dedup_plant: int = 1000
     # representation
-    svm_train: int = 10000
+    svm_train: int = 5000
     svm_test: int = 10000
     svm_labels: int = 1000
     umap_real: int = 1000
