@@ -67,6 +67,24 @@ def parse_seed(value) -> int:
     return seed
 
 
+def one_line(exc: Exception) -> str:
+    """The first line of an exception's message (its type name when empty): what a page shows."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def parse_int(value, what: str, minimum: int, maximum: int) -> int:
+    """A whole number in minimum..maximum from an input or a URL, else ValueError with a clear message."""
+    try:
+        number = float(value)
+        count = int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{what} must be a whole number in {minimum}..{maximum}, got {value!r}") from None
+    if count != number or not minimum <= count <= maximum:
+        raise ValueError(f"{what} must be a whole number in {minimum}..{maximum}, got {value!r}")
+    return count
+
+
 def image_src(image: np.ndarray, scale: int = 1) -> str:
     """uint8 (H, W, C) -> ``data:image/png;base64,...`` for ``html.Img(src=...)``."""
     return "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(image), scale)).decode("ascii")

@@ -16,9 +16,9 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html
 
 from apps.app import app_state
-from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
+from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input, one_line, parse_int
 from apps.pages.filters import cache_dir
-from apps.pages.memorization import _keep, _one_line, _progress_bar, get_bundle, parse_int, training_set
+from apps.pages.memorization import _keep, _progress_bar, get_bundle, training_set
 from dcgan_viz.analysis.representation import UmapResult, umap_embedding
 from dcgan_viz.plots.representation import umap_scatter
 
@@ -117,7 +117,7 @@ def run_embedding(set_progress, checkpoint, seed, real, generated):
         result, n_train = compute_embedding(checkpoint, seed, real, generated, set_progress)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
         set_progress((0, 1, ""))
-        return error_box(_one_line(exc)), None, ""
+        return error_box(one_line(exc)), None, ""
     set_progress((1, 1, "done"))
     n_gen = int(np.sum(result.generated))
     caption = (f"UMAP (cosine, seed {seed}) of standardised D features (every hidden layer max-pooled to 4x4): the "
@@ -160,7 +160,7 @@ def hover_thumbnail(hover, checkpoint, data):
         else:
             image, what = np.asarray(training_set(bundle).images[index]), f"training image #{index}"
     except Exception as exc:  # noqa: BLE001 - a broken point shows why, never a traceback
-        return True, point.get("bbox"), html.Div(_one_line(exc), style={"color": "#8a1f11"})
+        return True, point.get("bbox"), html.Div(one_line(exc), style={"color": "#8a1f11"})
     scale = max(1, 96 // image.shape[0])
     return True, point.get("bbox"), html.Div([html.Img(src=image_src(image, scale), className="dcgan-thumb",
                                                        style=PIXELATED_STYLE),

@@ -16,7 +16,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from apps.app import app_state
-from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
+from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input, one_line
 from dcgan_viz.analysis.dissection import detector_table, dissect_checkpoint
 from dcgan_viz.analysis.filters import filter_responses, generator_feature_maps, probe_set, random_discriminator
 from dcgan_viz.analysis.guided import check_units
@@ -35,11 +35,6 @@ MAX_FILTERS = 16
 DEFAULT_DISSECT_IMAGES = 500  # the CLI dissects 2000; a few minutes on CPU
 CACHE_DIR = Path("cache/analysis")  # the CLI's --cache-dir default
 CACHE_KEY = "DCGAN_ANALYSIS_CACHE"  # optional override in server.config (tests)
-
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def cache_dir() -> Path:
@@ -182,7 +177,7 @@ def render_filters(checkpoint, layer, filters, images, seed):
         z = latents(bundle.config, seed, [0], device=bundle.device)
         gmaps = image_src(feature_map_grid(generator_feature_maps(bundle.G, z)), scale=2)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
-        return error_box(_one_line(exc)), None, "", None, ""
+        return error_box(one_line(exc)), None, "", None, ""
     fig5_caption = (f"{layer}, filters {', '.join(map(str, units))}: top {TOP} of {len(probe.images)} training "
                     f"images per filter (rows: images, guided-backprop maps); left trained D, right random init "
                     f"(seed {RANDOM_SEED})")
@@ -209,7 +204,7 @@ def run_dissection(n_clicks, checkpoint, images):
         bundle = app_state()[1].get(checked_checkpoint(checkpoint))
         results = dissect_checkpoint(bundle, count, RANDOM_SEED, cache_dir())
     except Exception as exc:  # noqa: BLE001 - e.g. data without masks: one line, never a traceback
-        return error_box(_one_line(exc))
+        return error_box(one_line(exc))
     r = results[0]
     note = (f"Detectors: units whose best class has IoU > {r.iou_threshold} (threshold P(a > T_k) = {r.quantile}, "
             f"{r.n_images} images; random init seed {RANDOM_SEED}).")

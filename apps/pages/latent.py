@@ -19,7 +19,7 @@ import torch
 from dash import Input, Output, callback, dcc, html
 
 from apps.app import app_state
-from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input
+from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input, one_line, parse_int
 from dcgan_viz.analysis.latent import (METHODS, concept_vector, evaluate_expression, interpolate, noise_neighbours,
                                        parse_expression, walk_smoothness)
 from dcgan_viz.images import to_uint8
@@ -42,11 +42,6 @@ NOISE_SEED = 0
 _PAIR = re.compile(r"^(\d+)\s*:\s*(\d+)$")
 
 
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def parse_pairs(text, name: str = "concept") -> list[tuple[int, int]]:
     """``"0:12, 3:4"`` -> [(0, 12), (3, 4)]: exemplar latents as seed:index pairs (non-negative
     whole numbers, at most MAX_EXEMPLARS); anything else raises a one-line ValueError."""
@@ -65,18 +60,6 @@ def parse_pairs(text, name: str = "concept") -> list[tuple[int, int]]:
     if len(pairs) > MAX_EXEMPLARS:
         raise ValueError(f"{name}: at most {MAX_EXEMPLARS} exemplars, got {len(pairs)}")
     return pairs
-
-
-def parse_int(value, what: str, minimum: int, maximum: int) -> int:
-    """A whole number in minimum..maximum, else ValueError with a clear message."""
-    try:
-        number = float(value)
-        count = int(number)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{what} must be a whole number in {minimum}..{maximum}, got {value!r}") from None
-    if count != number or not minimum <= count <= maximum:
-        raise ValueError(f"{what} must be a whole number in {minimum}..{maximum}, got {value!r}")
-    return count
 
 
 def _keep(value, parse):
@@ -184,7 +167,7 @@ def render_walk(checkpoint, seed, points, steps, method):
         images = result.images.numpy()
         walk_src = image_src(walk_grid(images, k, s), scale=2)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
-        return error_box(_one_line(exc)), None, go.Figure(), ""
+        return error_box(one_line(exc)), None, go.Figure(), ""
     caption = (f"{method} through latents (seed {seed}, 0..{k - 1}), {s} steps between anchors: one row per segment, "
                f"{len(images)} images; spike ratio {result.spike_ratio:.2f} (max / median step change; about 1-3 "
                f"for a smooth walk, large for a sharp transition)")
@@ -220,7 +203,7 @@ def render_arithmetic(checkpoint, a, b, c, expr, neighbours):
         images = [to_uint8(generate_from_z(bundle.G, r)).numpy() for r in rows]
         src = image_src(rows_grid(images), scale=2)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
-        return error_box(_one_line(exc)), None, ""
+        return error_box(one_line(exc)), None, ""
     expression = " ".join(f"{'-' if sign < 0 else '+'} {name}" for sign, name in terms).removeprefix("+ ")
     caption = (f"rows: the exemplars of {', '.join(used)} (their mean is the concept vector); last row: "
                f"{expression}, then {n} noise neighbours (uniform noise ±{NOISE_SCALE}, seed {NOISE_SEED})")

@@ -28,7 +28,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 
 from apps.app import app_state
 from apps.components import (CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown,
-                             error_box, find_checkpoints, image_src, parse_seed, seed_input)
+                             error_box, find_checkpoints, image_src, one_line, parse_int, parse_seed, seed_input)
 from apps.pages.filters import cache_dir
 from dcgan_viz.analysis.memorization import (COPYING_THRESHOLD, ClosestPairs, CopyingResult, held_out_spec,
                                              memorization_statistics)
@@ -65,23 +65,6 @@ def get_bundle(path: Path) -> Bundle:
     return app_state()[1].get(path)
 
 
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def parse_int(value, what: str, minimum: int, maximum: int) -> int:
-    """A whole number in minimum..maximum, else ValueError with a clear one-line message."""
-    try:
-        number = float(value)
-        count = int(number)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{what} must be a whole number in {minimum}..{maximum}, got {value!r}") from None
-    if count != number or not minimum <= count <= maximum:
-        raise ValueError(f"{what} must be a whole number in {minimum}..{maximum}, got {value!r}")
-    return count
-
-
 def _keep(value, parse):
     try:
         return parse(value)
@@ -105,7 +88,7 @@ def training_set(bundle: Bundle) -> ImageSet:
                 _train_sets[key] = load_imageset(bundle.data, cache_dir=data_cache_dir())
             except Exception as exc:  # noqa: BLE001 - network, missing files, changed data: one line
                 raise ValueError(f"cannot load the training data ({bundle.data.source}) of {bundle.path}: "
-                                 f"{_one_line(exc)}") from None
+                                 f"{one_line(exc)}") from None
         return _train_sets[key]
 
 
@@ -331,7 +314,7 @@ def render_neighbours(set_progress, checkpoint, source, seed, index, k):
         view = find_neighbours(checkpoint, source, seed, index, k, set_progress)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
         set_progress((0, 1, ""))
-        return error_box(_one_line(exc)), None, [], ""
+        return error_box(one_line(exc)), None, [], ""
     set_progress((1, 1, "done"))
     what = f"latent ({seed}, {index})" if source == "generated" else f"training image #{index}"
     query = _thumb(view.query, what, scale=3, className="dcgan-query")
@@ -393,7 +376,7 @@ def copy_test(bundle: Bundle, n: int, seed: int, progress: ProgressFn | None = N
         try:
             test = load_imageset(held_out_spec(bundle.data, n))
         except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"cannot load the held-out data of {bundle.data.source}: {_one_line(exc)}") from None
+            raise ValueError(f"cannot load the held-out data of {bundle.data.source}: {one_line(exc)}") from None
         gen = generate(bundle, seed, n).numpy()
         if progress is not None:
             progress((len(spaces) + 1, total, "nearest neighbours and C_T in every space"))
@@ -452,7 +435,7 @@ def run_copy_test(set_progress, n_clicks, checkpoint, seed, n):
         picture = image_src(closest_pairs_grid(pairs, gen, train.images), scale=2)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
         set_progress((0, 1, ""))
-        return error_box(_one_line(exc))
+        return error_box(one_line(exc))
     set_progress((1, 1, "done"))
     c = result.counts
     verdict = html.P([html.Strong(f"Verdict: {result.verdict}"),
@@ -509,7 +492,7 @@ def run_dedup(set_progress, n_clicks, checkpoint, method):
         picture = dedup_groups_grid(result, train.images)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
         set_progress((0, 1, ""))
-        return error_box(_one_line(exc))
+        return error_box(one_line(exc))
     set_progress((1, 1, "done"))
     groups = result.groups()
     summary = (f"{method} hash: {len(result.pairs)} near-duplicate pairs in {len(groups)} groups (largest "

@@ -29,7 +29,7 @@ from dash import Input, Output, State, callback, dcc, html
 
 from apps.app import app_state
 from apps.components import (CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown,
-                             error_box, find_checkpoints, image_src, parse_seed, seed_input)
+                             error_box, find_checkpoints, image_src, one_line, parse_seed, seed_input)
 from apps.pages.filters import cache_dir
 from dcgan_viz.analysis import ablation as A
 from dcgan_viz.cache import cache_key, cached
@@ -49,11 +49,6 @@ DEFAULT_N, MAX_N = 200, 5000               # ACE evaluation latents
 COUNT_FRACTIONS = (1 / 32, 1 / 16, 1 / 8, 3 / 16, 1 / 4)  # units dropped, as fractions of the layer
 _BOX_KEYS = ("x0", "y0", "x1", "y1")
 _EDIT = re.compile(r"^shapes\[(\d+)\]\.(x0|y0|x1|y1)$")
-
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +225,7 @@ def segmenter_classes(checkpoint: str | None) -> tuple[list[str], str | None]:
         meta = json.loads((path / "config.json").read_text())
         return list(meta.get("classes") or A.ROOM_CLASSES), None
     except Exception as exc:  # noqa: BLE001 - the page shows the reason as one line
-        return [], _one_line(exc)
+        return [], one_line(exc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +492,7 @@ def render_grid(checkpoint, seed, mode, _clear):
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         fig = grid_figure(sample_grid(app_state()[1].get(path), seed))
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
-        return error_box(_one_line(exc)), go.Figure(), []
+        return error_box(one_line(exc)), go.Figure(), []
     return None, fig, []
 
 
@@ -536,7 +531,7 @@ def fit_probe(n_clicks, checkpoint, seed, layer, mode, class_name, shapes):
         else:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     except Exception as exc:  # noqa: BLE001
-        return error_box(_one_line(exc)), dash.no_update
+        return error_box(one_line(exc)), dash.no_update
     return None, probe_record(probe, str(path), source)
 
 
@@ -582,7 +577,7 @@ def render_compare(probe, drop, k, checkpoint, seed, layer, mode, shapes):
         before, after = compare_images(bundle, seed, layer, units, box)
         src = image_src(side_by_side([grid(before, nrow=COMPARE_NROW), grid(after, nrow=COMPARE_NROW)]), scale=2)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
-        return error_box(_one_line(exc)), None, None, ""
+        return error_box(one_line(exc)), None, None, ""
     if box is None:
         caption = f"latents (seed {seed}, 0..{COMPARE_N - 1}): left with, right without the {len(units)} units"
     else:
@@ -605,7 +600,7 @@ def ace_curve(set_progress: Callable[[tuple[str, str]], None], checkpoint, layer
         if weights is not None:
             source = f"the fitted probe ({probe.get('source', 'fitted')})"
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
-        return error_box(_one_line(exc))
+        return error_box(one_line(exc))
     note = (f"probe ranking from {source}; dissection IoU on {N_FIT} latents (seed {seed + 1}); random seed {seed}; "
             f"baseline {result.baseline_pixels.get(result.class_name)} {result.class_name} pixels")
     return html.Div([dcc.Graph(figure=removal_figure(result)), html.Div(note, style=CAPTION_STYLE)])

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from fixtures_dashboard import free_port, wait_http
 
 from dcgan_viz.checkpoint import save_checkpoint
 from dcgan_viz.data.spec import DataSpec
@@ -24,23 +23,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer")
-
-
 def test_page_renders_samples_and_curves_in_chromium(tmp_path: Path) -> None:
     cfg = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
     ckpt = save_checkpoint(tmp_path / "ckpts" / "tiny", Generator(cfg), Discriminator(cfg),
@@ -49,13 +31,13 @@ def test_page_renders_samples_and_curves_in_chromium(tmp_path: Path) -> None:
     rows = [{"step": i, "epoch": 1, "loss_d": 1.0, "loss_g": 1.0, "d_x": 0.5, "d_g_z1": 0.5, "d_g_z2": 0.5,
              "img_per_s": 1.0} for i in range(1, 6)]
     (ckpt / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "dcgan_viz.cli", "dashboard", "--checkpoints",
                                str(tmp_path / "ckpts"), "--port", str(port), "--device", "cpu"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/?checkpoint={ckpt}&seed=2"
-        _wait(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{port}/")
         dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
                               "--virtual-time-budget=20000", "--dump-dom", url],
                              capture_output=True, text=True, timeout=120).stdout

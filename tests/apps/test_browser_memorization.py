@@ -6,11 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,31 +22,14 @@ pytestmark = [pytest.mark.slow,
 SCREENSHOTS = REPO / "out" / "test-artifacts" / "screenshots"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, seconds: float = 90) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer")
-
-
 @pytest.fixture
 def served(tmp_path):
     """(base URL, checkpoint path): the dashboard over a tiny checkpoint, served by the CLI in a
     subprocess whose working directory (and so its caches) is ``tmp_path``."""
-    from fixtures_dashboard import tiny_checkpoint
+    from fixtures_dashboard import free_port, tiny_checkpoint, wait_http
 
     ckpt, _ = tiny_checkpoint(tmp_path / "ckpts")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     log = open(tmp_path / "server.log", "w")
@@ -57,7 +37,7 @@ def served(tmp_path):
                                str(tmp_path / "ckpts"), "--port", str(port), "--device", "cpu"],
                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{port}/")
         yield f"http://127.0.0.1:{port}", ckpt
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and its background-callback workers

@@ -4,16 +4,13 @@ sample grid, fit the probe, see the chosen units and the with/without grids."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from fixtures_dashboard import tiny_checkpoint
+from fixtures_dashboard import free_port, tiny_checkpoint, wait_http
 
 pytest.importorskip("dash")
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -25,23 +22,6 @@ SCREENSHOT = Path("out/test-artifacts/screenshots/removal.png")
 GRID_SIDE = 4 * 34 + 2  # 4x4 samples of 32 px with 2 px padding, in grid-image pixels
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, seconds: float = 90) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer")
-
-
 def test_draw_box_fit_and_compare(tmp_path: Path) -> None:
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -50,7 +30,7 @@ def test_draw_box_fit_and_compare(tmp_path: Path) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     ckpt, _ = tiny_checkpoint(tmp_path / "ckpts")
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "dcgan_viz.cli", "dashboard", "--checkpoints",
                                str(tmp_path / "ckpts"), "--port", str(port), "--device", "cpu"],
@@ -62,7 +42,7 @@ def test_draw_box_fit_and_compare(tmp_path: Path) -> None:
     options.binary_location = CHROMIUM
     driver = None
     try:
-        _wait_http(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{port}/")
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         driver.get(f"http://127.0.0.1:{port}/removal?checkpoint={ckpt}&seed=3")
         wait = WebDriverWait(driver, 90)

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from fixtures_dashboard import tiny_checkpoint
+from fixtures_dashboard import free_port, tiny_checkpoint
 
 pytest.importorskip("dash")
 pytest.importorskip("plotly")
@@ -33,12 +31,6 @@ CLIENTS, REQUESTS = 20, 50
 SEEDS = 10  # seeds cycled through; each seed's image is compared across threads
 PAGES_CALLBACK = ".._pages_content.children..._pages_store.data.."
 PNG = b"data:image/png;base64,"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(base: str, body: dict) -> tuple[int, bytes]:
@@ -83,7 +75,7 @@ def _props(tree, found: dict) -> dict:
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     ckpt, _ = tiny_checkpoint(root / "ckpts")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # the server logs every request: a file, never an unread pipe (a full pipe would block the server)
     log = open(root / "server.log", "w+b")
