@@ -9,7 +9,9 @@ architecture at random initialisation and raw pixels.
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,16 +85,26 @@ def _svm(C: float, seed: int):
                                                      max_iter=1000, random_state=seed))
 
 
-def select_c(x: np.ndarray, y: np.ndarray, Cs: tuple[float, ...] = C_GRID, folds: int = 3,
-             seed: int = 0) -> tuple[float, float]:
-    """(C, mean CV accuracy) of the best C by stratified ``folds``-fold cross-validation on (x (N, F), y (N,))."""
+def _cv_score(x: np.ndarray, y: np.ndarray, C: float, folds: int, seed: int) -> float:
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import cross_val_score, StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        scores = [float(cross_val_score(_svm(C, seed), x, y, cv=cv).mean()) for C in Cs]
+        return float(cross_val_score(_svm(C, seed), x, y, cv=cv).mean())
+
+
+def _threads(n_jobs: int | None) -> int:
+    return max(1, n_jobs if n_jobs is not None else (os.cpu_count() or 1))
+
+
+def select_c(x: np.ndarray, y: np.ndarray, Cs: tuple[float, ...] = C_GRID, folds: int = 3,
+             seed: int = 0, n_jobs: int | None = None) -> tuple[float, float]:
+    """(C, mean CV accuracy) of the best C by stratified ``folds``-fold cross-validation on (x (N, F), y (N,)).
+    The Cs are scored in ``n_jobs`` threads (liblinear releases the GIL; default: one per CPU)."""
+    with ThreadPoolExecutor(_threads(n_jobs)) as pool:
+        scores = list(pool.map(lambda C: _cv_score(x, y, C, folds, seed), Cs))
     best = int(np.argmax(scores))
     return float(Cs[best]), scores[best]
 
@@ -129,18 +141,26 @@ class RepresentationResult:
 
 
 def svm_table(features: dict[str, tuple[np.ndarray, np.ndarray]], train_y: np.ndarray, test_y: np.ndarray,
-              label_counts: tuple[int | None, ...] = (None, 1000), seed: int = 0, data: str = "") -> RepresentationResult:
+              label_counts: tuple[int | None, ...] = (None, 1000), seed: int = 0, data: str = "",
+              n_jobs: int | None = None) -> RepresentationResult:
     """Score every feature set {name: (train (N, F), test (M, F))} with all N training labels (None)
     and with class-balanced subsets of ``label_counts`` labels. C is chosen per feature set by
-    cross-validation on the smallest labelled subset (the few-label rows' labels: no test data)."""
+    cross-validation on the smallest labelled subset (the few-label rows' labels: no test data).
+    Independent fits run in ``n_jobs`` threads; the result does not depend on it."""
     cv_idx = label_subset(train_y, min([c for c in label_counts if c] + [len(train_y)]), seed)
-    chosen = {name: select_c(tr[cv_idx], train_y[cv_idx], seed=seed) for name, (tr, _) in features.items()}
-    scores = []
+    chosen = {name: select_c(tr[cv_idx], train_y[cv_idx], seed=seed, n_jobs=n_jobs) for name, (tr, _) in features.items()}
+    jobs = []
     for count in label_counts:
         idx = np.arange(len(train_y)) if count is None or count >= len(train_y) else label_subset(train_y, count, seed)
-        for name, (tr, te) in features.items():
-            C, cv_acc = chosen[name]
-            scores.append(vars(fit_svm(tr[idx], train_y[idx], te, test_y, C, name, cv_acc, seed)))
+        jobs += [(idx, name, tr, te) for name, (tr, te) in features.items()]
+
+    def fit(job) -> dict:
+        idx, name, tr, te = job
+        C, cv_acc = chosen[name]
+        return vars(fit_svm(tr[idx], train_y[idx], te, test_y, C, name, cv_acc, seed))
+
+    with ThreadPoolExecutor(_threads(n_jobs)) as pool:
+        scores = list(pool.map(fit, jobs))  # in job order
     notes = [f"C per feature set by 3-fold CV over {list(C_GRID)} on {len(cv_idx)} class-balanced labels;",
              "features standardised (fit on the training rows)."]
     return RepresentationResult(data=data, n_test=len(test_y), scores=scores, notes=notes)
