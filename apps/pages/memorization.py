@@ -55,9 +55,13 @@ DATA_CACHE_DIR = Path("cache")  # prepared training sets (memmapped), the CLI's 
 DATA_CACHE_KEY = "DCGAN_DATA_CACHE"  # optional override in server.config (tests)
 ProgressFn = Callable[[tuple], None]
 
-_lock = threading.Lock()
-_train_sets: dict[str, ImageSet] = {}
-_classifiers: dict[str, tuple] = {}
+
+
+def _app_cache(name: str) -> tuple[threading.Lock, dict]:
+    """(lock, dict) of a cache that belongs to the running app (kept in ``server.config``, so two
+    apps never share one and nothing lives in module state)."""
+    config = dash.get_app().server.config
+    return config.setdefault(f"DCGAN_MEMORIZATION_{name.upper()}", (threading.Lock(), {}))
 
 
 def get_bundle(path: Path) -> Bundle:
@@ -80,16 +84,17 @@ def training_set(bundle: Bundle) -> ImageSet:
     """The checkpoint's training images uint8 (N, H, W, C), prepared once under ``data_cache_dir()``
     and memmapped; a one-line ValueError when the data cannot be loaded (e.g. offline)."""
     key = json.dumps(bundle.data.to_dict(), sort_keys=True)
-    with _lock:
-        if key not in _train_sets:
+    lock, train_sets = _app_cache("train_sets")
+    with lock:
+        if key not in train_sets:
             from dcgan_viz.data.loading import load_imageset
 
             try:
-                _train_sets[key] = load_imageset(bundle.data, cache_dir=data_cache_dir())
+                train_sets[key] = load_imageset(bundle.data, cache_dir=data_cache_dir())
             except Exception as exc:  # noqa: BLE001 - network, missing files, changed data: one line
                 raise ValueError(f"cannot load the training data ({bundle.data.source}) of {bundle.path}: "
                                  f"{one_line(exc)}") from None
-        return _train_sets[key]
+        return train_sets[key]
 
 
 def find_classifier(dirs: list[Path], spec: DataSpec) -> Path | None:
@@ -114,13 +119,14 @@ def evaluation_classifier(bundle: Bundle):
     path = find_classifier(app_state()[0], bundle.data)
     if path is None:
         return None, "", None
-    with _lock:
-        if str(path) not in _classifiers:
+    lock, classifiers = _app_cache("classifiers")
+    with lock:
+        if str(path) not in classifiers:
             from dcgan_viz.evaluation import load_evaluator
 
             model, meta = load_evaluator(path, bundle.device, kind="classifier")
-            _classifiers[str(path)] = (model, str(meta.get("weights_sha256", path)))
-        model, key = _classifiers[str(path)]
+            classifiers[str(path)] = (model, str(meta.get("weights_sha256", path)))
+        model, key = classifiers[str(path)]
     return model, key, path
 
 

@@ -134,14 +134,16 @@ def test_bad_input_gives_one_line_messages(dashboard, tmp_path):
 
 
 def test_data_that_cannot_be_loaded_gives_a_message(dashboard, monkeypatch):
-    _, page, ckpt = dashboard
+    app, page, ckpt = dashboard
+    import threading
+
     import dcgan_viz.data.loading as loading
 
     def offline(*args, **kwargs):
         raise OSError("could not download fashion-mnist:\nnetwork is unreachable")
 
     monkeypatch.setattr(loading, "load_imageset", offline)
-    monkeypatch.setattr(page, "_train_sets", {})
+    monkeypatch.setitem(app.server.config, "DCGAN_MEMORIZATION_TRAIN_SETS", (threading.Lock(), {}))  # nothing loaded yet
     error, *_ = page.render_neighbours(lambda p: None, ckpt, "generated", 0, 0, 3)
     assert error.children.startswith("cannot load the training data (rooms) of ")
     assert error.children.endswith("could not download fashion-mnist:") and "\n" not in error.children
