@@ -34,3 +34,6 @@ def dash_app(tmp_path_factory):
 
     app.server.config[CACHE_KEY] = str(tmp_path_factory.mktemp("cache"))
     return app, ckpt, D
+
+
+from browser_fixtures import browser, served  # noqa: E402,F401 - fixtures of the headless-browser tests

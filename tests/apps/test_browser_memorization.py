@@ -1,65 +1,16 @@
 """The Memorization and Embedding pages in a real headless browser (Selenium + Debian chromium):
-the served dashboard runs their background callbacks in worker processes."""
+the served dashboard runs their background callbacks as jobs in server threads."""
 
 from __future__ import annotations
-
-import os
-import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("dash")
 pytest.importorskip("selenium")
-REPO = Path(__file__).resolve().parents[2]
-CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None)
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMEDRIVER is None or CHROMIUM is None, reason="chromedriver/chromium missing")]
-SCREENSHOTS = REPO / "out" / "test-artifacts" / "screenshots"
 
+from browser_fixtures import BROWSER_MARKS, SCREENSHOTS  # noqa: E402 (after the importorskips)
 
-@pytest.fixture
-def served(tmp_path):
-    """(base URL, checkpoint path): the dashboard over a tiny checkpoint, served by the CLI in a
-    subprocess whose working directory (and so its caches) is ``tmp_path``."""
-    from fixtures_dashboard import free_port, tiny_checkpoint, wait_http
-
-    ckpt, _ = tiny_checkpoint(tmp_path / "ckpts")
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "dcgan_viz.cli", "dashboard", "--checkpoints",
-                               str(tmp_path / "ckpts"), "--port", str(port), "--device", "cpu"],
-                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/")
-        yield f"http://127.0.0.1:{port}", ckpt
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its background-callback workers
-        server.wait(timeout=30)
-        log.close()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1400",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+pytestmark = BROWSER_MARKS
 
 
 def _until(driver, check, seconds: float = 120, what: str = ""):
