@@ -32,10 +32,11 @@ from apps.components import (CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_
                              error_box, find_checkpoints, image_src, one_line, parse_seed, seed_input)
 from apps.pages.filters import cache_dir
 from dcgan_viz.analysis import ablation as A
-from dcgan_viz.cache import cache_key, cached
+from dcgan_viz.analysis.forgetting import forget_experiment
 from dcgan_viz.images import grid, to_uint8
 from dcgan_viz.latents import latents
-from dcgan_viz.plots.ablation import removal_figure, side_by_side
+from dcgan_viz.plots.ablation import removal_figure
+from dcgan_viz.plots.filters import side_by_side
 
 dash.register_page(__name__, path="/removal", name="Object removal", title="dcgan-viz: object removal", order=10)
 
@@ -288,12 +289,6 @@ def probe_record(probe: A.Probe, checkpoint: str, source: str) -> dict:
             "source": source}
 
 
-def insertion_values(G, z: torch.Tensor, layer: str, units: list[int]) -> list[float]:
-    """Each unit's 99th-percentile activation over latents z (N, nz), as ``insertion_rate`` uses."""
-    f = A.layer_features(G, z, layer)[:, units]
-    return torch.quantile(f.permute(1, 0, 2, 3).reshape(len(units), -1).float(), 0.99, dim=1).tolist()
-
-
 def compare_images(bundle, seed: int, layer: str, units: list[int], box: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, S, S, C) samples of latents (seed, 0..COMPARE_N-1) without and with the change:
     ``units`` dropped (box None) or set to their 99th-percentile activation inside ``box``
@@ -306,7 +301,7 @@ def compare_images(bundle, seed: int, layer: str, units: list[int], box: list[in
             after = _images(G, z)
     else:
         _, mask = A.masks_from_boxes([{"seed": seed, "index": 0, "boxes": [box]}], bundle.config.image_size)
-        with A.ablate(G, {layer: units}, value=insertion_values(G, z, layer, units), mask=torch.as_tensor(mask[0])):
+        with A.ablate(G, {layer: units}, value=A.unit_percentiles(G, z, layer, units), mask=torch.as_tensor(mask[0])):
             after = _images(G, z)
     return before, after
 
@@ -324,37 +319,16 @@ def removal_result(bundle, segmenter, classes: list[str], seg_key: str, class_na
     n_units = G.layer_channels()[layer]
     if probe_weights is not None and len(probe_weights) != n_units:
         raise ValueError(f"the fitted probe has {len(probe_weights)} weights, {layer} has {n_units} units: fit again")
-    counts = removal_counts(n_units)
     fit_seed = seed + 1
-    source = "drawn/fitted probe" if probe_weights is not None else f"segmenter labels ({N_FIT} latents, seed {fit_seed})"
-    key = cache_key("removal-curve", weights=bundle.key, segmenter=seg_key, cls=class_name, layer=layer, n=n,
-                    seed=seed, counts=counts, fit_seed=fit_seed, n_fit=N_FIT, classes=classes,
-                    probe=None if probe_weights is None else hashlib.sha256(
-                        np.asarray(probe_weights, np.float32).tobytes()).hexdigest()[:16])
+    probe = None
+    if probe_weights is not None:
+        weights = np.asarray(probe_weights, np.float32)
+        probe = A.Probe(layer, weights, np.argsort(-weights, kind="stable"), float("nan"), 0, 0)
+    source = "drawn/fitted probe" if probe is not None else f"segmenter labels ({N_FIT} latents, seed {fit_seed})"
+    exp = forget_experiment(bundle, segmenter, classes, class_name, layer, removal_counts(n_units), n, N_FIT, seed,
+                            fit_seed, segmenter_key=seg_key, cache_dir=directory, probe=probe, progress=progress)
+    return exp.removal, source
 
-    def compute() -> A.RemovalResult:
-        total = 4
-        progress(0, total)
-        z_fit, masks = auto_masks(bundle, segmenter, classes, class_name, fit_seed)
-        if probe_weights is None:
-            probe_rank = A.fit_window_probe(G, z_fit, masks, layer, seed=0).units_by_weight
-        else:
-            probe_rank = np.argsort(-np.asarray(probe_weights), kind="stable")
-        iou = A.dissection_iou(G, z_fit, masks, layer)
-        rankings = {"probe": probe_rank, "dissection": np.argsort(-iou, kind="stable"),
-                    "random": A.random_ranking(n_units, seed)}
-        progress(1, total)
-        merged = None
-        for i, (name, ranking) in enumerate(rankings.items(), start=2):
-            part = A.removal_curve(bundle, segmenter, class_name, layer, {name: ranking}, counts, n, seed, classes)
-            if merged is None:
-                merged = part
-            else:
-                merged.rows.extend(part.rows)
-            progress(i, total)
-        return merged
-
-    return cached(directory, key, A.RemovalResult, compute), source
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -285,8 +285,10 @@ class RemovalResult:
 @torch.no_grad()
 def removal_curve(bundle: "Bundle", segmenter, class_name: str, layer: str, rankings: Mapping[str, Sequence[int]],
                   counts: Sequence[int], n_latents: int = 1000, seed: int = 0,
-                  classes: Sequence[str] = ROOM_CLASSES, batch_size: int = BATCH) -> RemovalResult:
-    """Drop the top ``count`` units of each ranking; latents (seed, 0..n_latents-1) with and without."""
+                  classes: Sequence[str] = ROOM_CLASSES, batch_size: int = BATCH,
+                  on_ranking: Callable[[str], None] | None = None) -> RemovalResult:
+    """Drop the top ``count`` units of each ranking; latents (seed, 0..n_latents-1) with and without.
+    ``on_ranking(name)`` is called after each ranking is measured (progress reports)."""
     from ..evaluation import predict_masks
 
     G = bundle.G
@@ -330,7 +332,16 @@ def removal_curve(bundle: "Bundle", segmenter, class_name: str, layer: str, rank
                                 "other_change": rel, "max_other_change": mx, "max_other_class": mc,
                                 "outside_change": diff_sum / max(n_out, 1),
                                 "pixels_after": {c: int(v) for c, v in zip(classes, after_counts)}})
+        if on_ranking is not None:
+            on_ranking(name)
     return result
+
+
+def unit_percentiles(G, z: torch.Tensor, layer: str, units: Sequence[int], q: float = 0.99) -> list[float]:
+    """Each unit's ``q``-quantile activation over all positions of latents z (N, nz): the "high"
+    value insertion sets the units to."""
+    f = layer_features(G, z, layer)[:, list(units)]
+    return torch.quantile(f.permute(1, 0, 2, 3).reshape(len(units), -1).float(), q, dim=1).tolist()
 
 
 @torch.no_grad()
@@ -348,8 +359,7 @@ def insertion_rate(bundle: "Bundle", segmenter, class_name: str, layer: str, uni
     mask_t = torch.as_tensor(mask[0])
     z = latents(bundle.config, seed, n_latents, device=bundle.device)
     if value is None:
-        f = layer_features(G, z, layer)[:, list(units)]
-        value = torch.quantile(f.permute(1, 0, 2, 3).reshape(len(units), -1), 0.99, dim=1).tolist()
+        value = unit_percentiles(G, z, layer, units)
     _, before = generate_and_label(G, segmenter, z)
     with ablate(G, {layer: list(units)}, value=value, mask=mask_t):
         _, after = generate_and_label(G, segmenter, z)

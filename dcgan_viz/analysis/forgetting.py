@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,11 +36,14 @@ class ForgetExperiment:
 def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str, layer: str,
                       counts: Sequence[int], n: int = 1000, n_fit: int = 500, seed: int = 0, fit_seed: int = 1,
                       box_entries: Any = None, segmenter_key: str = "",
-                      cache_dir: str | Path | None = None) -> ForgetExperiment:
+                      cache_dir: str | Path | None = None, probe: A.Probe | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> ForgetExperiment:
     """Run the experiment on a loaded checkpoint: latents (fit_seed, 0..n_fit-1) are labelled by
     the segmenter (for dissection, and for the probe unless ``box_entries`` — the paper's drawn
     boxes, ``[{seed, index, boxes: [[x0, y0, x1, y1], ...]}, ...]`` — are given); removal is
-    measured on latents (seed, 0..n-1), which never overlap the automatic fitting latents."""
+    measured on latents (seed, 0..n-1), which never overlap the automatic fitting latents.
+    ``probe``: an already fitted probe of ``layer`` (e.g. drawn in the dashboard) instead of fitting
+    one. ``progress(step, total)``: 0 before, 1 after fitting, then one step per measured ranking."""
     from ..cache import cache_key, cached
 
     G = bundle.G
@@ -50,35 +53,45 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
         raise ValueError(f"unknown class {class_name!r}; the segmenter's classes are {classes}")
     if n < 1 or n_fit < 1:
         raise ValueError("the numbers of evaluation and fitting latents must be positive")
-    if seed == fit_seed and box_entries is None:
+    if seed == fit_seed and box_entries is None and probe is None:
         raise ValueError("the evaluation and fitting seeds must differ (no fitting on the evaluation latents)")
     n_units = G.layer_channels()[layer]
     counts = [int(c) for c in counts]
     if not counts or min(counts) < 1 or max(counts) > n_units:
         raise ValueError(f"unit counts must be in 1..{n_units} ({layer}'s units), got {counts}")
+    if probe is not None and len(probe.weights) != n_units:
+        raise ValueError(f"the probe has {len(probe.weights)} weights, {layer} has {n_units} units")
     size = bundle.config.image_size
     cid = classes.index(class_name)
+    report = progress or (lambda step, total: None)
+    total = 1 + 3  # step 1: labels, probe and dissection; then one per ranking
+    report(0, total)
 
     z_fit = latents(bundle.config, fit_seed, n_fit, device=bundle.device)
     _, labels = A.generate_and_label(G, segmenter, z_fit)
     auto_masks = labels == cid
-    if box_entries is not None:
+    if not bool(auto_masks.any()):  # dissection (and the automatic probe) need the class in some sample
+        raise ValueError(f"the segmenter labels no {class_name!r} pixels in {n_fit} samples; nothing to probe")
+    if probe is not None:
+        source = "the given probe"
+    elif box_entries is not None:
         keys, box_masks = A.masks_from_boxes(box_entries, size)
         z_box = torch.cat([latents(bundle.config, s, [i], device=bundle.device) for s, i in keys])
         probe = A.fit_window_probe(G, z_box, box_masks, layer, seed=0)
         source = f"boxes ({len(keys)} images)"
     else:
-        if not bool(auto_masks.any()):
-            raise ValueError(f"the segmenter labels no {class_name!r} pixels in {n_fit} samples; nothing to probe")
         probe = A.fit_window_probe(G, z_fit, auto_masks, layer, seed=0)
         source = f"segmenter labels ({n_fit} latents, seed {fit_seed})"
     iou = A.dissection_iou(G, z_fit, auto_masks, layer)
     rankings = {"probe": probe.units_by_weight, "dissection": np.argsort(-iou, kind="stable"),
                 "random": A.random_ranking(n_units, seed)}
+    report(1, total)
+    done = iter(range(2, total + 1))
     key = cache_key("removal", weights=bundle.key, segmenter=segmenter_key, classes=classes, cls=class_name,
                     layer=layer, rankings={k: v.tolist() for k, v in rankings.items()}, counts=counts, n=n, seed=seed)
     removal = cached(cache_dir, key, A.RemovalResult,
-                     lambda: A.removal_curve(bundle, segmenter, class_name, layer, rankings, counts, n, seed, classes))
+                     lambda: A.removal_curve(bundle, segmenter, class_name, layer, rankings, counts, n, seed, classes,
+                                             on_ranking=lambda name: report(next(done), total)))
     return ForgetExperiment(probe, source, iou, rankings, removal, n_fit, fit_seed)
 
 

@@ -3,13 +3,11 @@ with/without grids. Nothing here computes; the dashboard and scripted figures sh
 
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis.ablation import RemovalResult
 
-SEPARATOR = 8
 COLORS = {"probe": "#4c72b0", "dissection": "#dd8452", "random": "#7f7f7f"}
 
 
@@ -38,11 +36,3 @@ def removal_figure(result: RemovalResult) -> go.Figure:
     fig.update_layout(height=480, margin=dict(l=60, r=10, t=40, b=50), legend_title_text="ranking",
                       title=dict(text=f"{result.n_latents} latents (seed {result.seed})", font=dict(size=13)))
     return fig
-
-
-def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
-    """Equal-height uint8 (H, W_i, C) panels -> one uint8 (H, sum W_i + gaps, C) with white separators."""
-    height, channels = panels[0].shape[0], panels[0].shape[2]
-    gap = np.full((height, SEPARATOR, channels), 255, np.uint8)
-    parts = [p for panel in panels for p in (panel, gap)][:-1]
-    return np.concatenate(parts, axis=1)

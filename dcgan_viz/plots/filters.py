@@ -19,7 +19,7 @@ def guided_to_uint8(maps: np.ndarray) -> np.ndarray:
     return np.clip(flat / scale * 127.5 + 127.5, 0, 255).round().astype(np.uint8).reshape(maps.shape)
 
 
-def _side_by_side(panels: list[np.ndarray]) -> np.ndarray:
+def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
     """Equal-height uint8 (H, W_i, C) panels -> one image with white separators."""
     height, channels = panels[0].shape[0], panels[0].shape[2]
     gap = np.full((height, SEPARATOR, channels), 255, np.uint8)
@@ -35,12 +35,12 @@ def fig5_grid(responses: list[FilterResponses]) -> np.ndarray:
         u, k = r.images.shape[:2]
         rows = np.stack([r.images, guided_to_uint8(r.guided)], axis=1)  # (U, 2, K, H, W, C)
         panels.append(grid(rows.reshape(u * 2 * k, *rows.shape[3:]), nrow=k))
-    return _side_by_side(panels)
+    return side_by_side(panels)
 
 
 def patch_grid(responses: list[FilterResponses]) -> np.ndarray:
     """Top-activating receptive-field crops: per net a panel, one row per unit (K crops)."""
-    return _side_by_side([grid(r.crops.reshape(-1, *r.crops.shape[2:]), nrow=r.crops.shape[1]) for r in responses])
+    return side_by_side([grid(r.crops.reshape(-1, *r.crops.shape[2:]), nrow=r.crops.shape[1]) for r in responses])
 
 
 def feature_map_grid(maps: dict[str, np.ndarray], n: int = 8) -> np.ndarray:
