@@ -49,7 +49,7 @@ CELLS, MIN_COUNT = 20, 20  # the CLI's k-means cells and minimum cell counts for
 PIXEL_SIZE = 16            # pixel space: images area-downsampled to 16x16 (the CLI's default)
 TOP_PAIRS = 16
 DEDUP_METHODS = ("phash", "semantic")
-DEDUP = {"radius": 4, "threshold": 0.08, "max_shift": 2, "max_bucket": 256, "seed": 0, "epochs": 5}  # the CLI's defaults
+DEDUP = {"radius": None, "threshold": 0.08, "max_shift": 2, "max_bucket": 256, "seed": 0, "steps": 3000}  # the CLI's defaults
 SPACE_NAMES = {"pixel": f"pixels ({PIXEL_SIZE}x{PIXEL_SIZE})", "d": "D features", "classifier": "classifier features"}
 DATA_CACHE_DIR = Path("cache")  # prepared training sets (memmapped), the CLI's default --cache-dir of dedup
 DATA_CACHE_KEY = "DCGAN_DATA_CACHE"  # optional override in server.config (tests)
@@ -266,7 +266,7 @@ def layout(checkpoint: str | None = None, source: str | None = None, seed: str |
                              style={"display": "flex", "gap": "0.4em", "alignItems": "center"}),
                   html.Button("Run dedup", id="memo-dedup-run", n_clicks=0)], style=ROW_STYLE),
         html.Div("phash: DCT perceptual hash (fast); semantic: the paper's autoencoder hash (trains an "
-                 "autoencoder: slow on CPU). Hamming radius 4, pixel verification 0.08 RMS, shift probes 2 px.",
+                 "autoencoder: slow on CPU). Hamming radius 4 (phash) or 8 (semantic), pixel verification 0.08 RMS, shift probes 2 px.",
                  style=CAPTION_STYLE),
         _progress_bar("memo-dedup"),
         html.Div(id="memo-dedup-output", style={"margin": "0.8em 0"}),

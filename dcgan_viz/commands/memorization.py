@@ -97,13 +97,14 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Argument(..., help="Data spec: fashion-mnist, rooms:count=1000000, prepared:DIR, ..."),
         out: Path = typer.Option(Path("dedup"), help="Output directory: report and filtered/ prepared cache."),
         method: str = typer.Option("semantic", help="semantic (the paper's autoencoder hash) or phash (DCT)."),
-        radius: int = typer.Option(4, help="Hamming radius: codes this close collide."),
+        radius: Optional[int] = typer.Option(None, help="Hamming radius: codes this close collide "
+                                             "(default: 4 for phash's 64 bits, 8 for semantic's 128)."),
         threshold: Optional[float] = typer.Option(0.08, help="Confirm collisions: max RMS distance of the aligned, "
                                                   "normalised images (--no-verify: hash collisions only)."),
         verify: bool = typer.Option(True, help="Confirm hash collisions with the pixel check."),
         max_shift: int = typer.Option(2, help="Also look up the hashes of each image shifted by up to this many px."),
         size: int = typer.Option(32, help="Image size the source is prepared at."),
-        epochs: int = typer.Option(5, help="Autoencoder epochs (semantic)."),
+        steps: int = typer.Option(3000, help="Autoencoder training steps (semantic)."),
         seed: int = typer.Option(0),
         plant: int = typer.Option(0, help="Control: plant this many altered copies and report precision/recall."),
         max_bucket: int = typer.Option(256, help="Compare at most this many bucket neighbours per item."),
@@ -128,12 +129,12 @@ def register(app: typer.Typer) -> None:
             if plant > 0:
                 images, truth, _ = plant_duplicates(images, plant, seed)
             result = find_duplicates(images, method, radius, threshold if verify else None, max_shift, max_bucket,
-                                     seed, epochs)
+                                     seed, steps)
             keep = result.keep[result.keep < len(imageset)]
             filter_prepared(src_dir, keep, out / "filtered")
             groups = result.groups()
             report = {
-                "source": source, "method": method, "radius": radius, "threshold": threshold if verify else None,
+                "source": source, "method": method, "radius": result.radius, "threshold": threshold if verify else None,
                 "max_shift": max_shift, "images": len(images),
                 "pairs": int(len(result.pairs)), "groups": len(groups), "largest_group": int(len(groups[0])) if groups else 1,
                 "kept": int(len(keep)), "removed": int(len(imageset) - len(keep)),
@@ -143,7 +144,7 @@ def register(app: typer.Typer) -> None:
             if truth is not None:
                 report["planted"] = pair_scores(result, truth)
             atomic_write_json(out / "dedup.json", report)
-            lines = [f"# Near duplicates: {source}", "", f"{method} hash, radius {radius}, verification {threshold if verify else None}, shift probes {max_shift}: "
+            lines = [f"# Near duplicates: {source}", "", f"{method} hash, radius {result.radius}, verification {threshold if verify else None}, shift probes {max_shift}: "
                      f"{report['pairs']} pairs, {report['groups']} groups (largest {report['largest_group']}), "
                      f"kept {report['kept']} of {len(imageset)}; filtered cache `{out / 'filtered'}`."]
             if truth is not None:

@@ -55,7 +55,7 @@ def test_shift_probes_are_needed_for_shifted_copies() -> None:
 
 def test_semantic_hash_finds_planted_copies() -> None:
     images, truth, _ = plant_duplicates(_distinct(300), 30, seed=1)
-    scores = pair_scores(find_duplicates(images, "semantic", radius=8, epochs=40), truth)
+    scores = pair_scores(find_duplicates(images, "semantic", steps=1000), truth)
     assert scores["recall"] >= 0.9 and scores["precision"] == 1.0
 
 
