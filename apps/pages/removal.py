@@ -309,9 +309,9 @@ def compare_images(bundle, seed: int, layer: str, units: list[int], box: list[in
 def removal_result(bundle, segmenter, classes: list[str], seg_key: str, class_name: str, layer: str, n: int,
                    seed: int, probe_weights: list[float] | None, directory: str | Path | None,
                    progress: Callable[[int, int], None] = lambda i, total: None) -> tuple[A.RemovalResult, str]:
-    """(ACE result of rankings probe / dissection / random over latents (seed, 0..n-1), probe
+    """(ACE result of rankings probe / optimized / dissection / random over latents (seed, 0..n-1), probe
     source). The probe is ``probe_weights`` when given, else fitted on the segmenter's labels of
-    latents (seed + 1, 0..N_FIT-1); dissection uses those too. Cached under ``directory``."""
+    latents (seed + 1, 0..N_FIT-1); the optimised mask and dissection use those too. Cached under ``directory``."""
     G = bundle.G
     A.check_layer(G, layer)
     if class_name not in classes:
@@ -413,10 +413,11 @@ def layout(checkpoint: str | None = None, seed: str | None = None, layer: str | 
             html.Label(["latents ", dcc.Input(id="removal-n", type="number", min=1, max=MAX_N, step=1,
                                               value=DEFAULT_N, debounce=True, style={"width": "6em"})]),
             html.Button("Run removal curve", id="removal-ace-run", n_clicks=0),
-            html.Progress(id="removal-ace-progress", value="0", max="4"),
+            html.Progress(id="removal-ace-progress", value="0", max="5"),
         ], style=row),
         html.Div("Fraction of the class's pixels (segmenter labels) removed when the top units of each ranking "
-                 "are dropped — probe (the fitted one, or automatic labels), network dissection IoU, random — "
+                 "are dropped — probe (the fitted one, or automatic labels), GAN Dissection's optimised ablation mask, "
+                 "network dissection IoU, random — "
                  "and the largest change of another class. Needs the segmenter; cached on disk.", style=caption),
         html.Div(id="removal-ace-output", style={"margin": "0.8em 0"}),
     ])
@@ -575,7 +576,7 @@ def ace_curve(set_progress: Callable[[tuple[str, str]], None], checkpoint, layer
             source = f"the fitted probe ({probe.get('source', 'fitted')})"
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
         return error_box(one_line(exc))
-    note = (f"probe ranking from {source}; dissection IoU on {N_FIT} latents (seed {seed + 1}); random seed {seed}; "
+    note = (f"probe ranking from {source}; optimised mask and dissection IoU on {N_FIT} latents (seed {seed + 1}); random seed {seed}; "
             f"baseline {result.baseline_pixels.get(result.class_name)} {result.class_name} pixels")
     return html.Div([dcc.Graph(figure=removal_figure(result)), html.Div(note, style=CAPTION_STYLE)])
 

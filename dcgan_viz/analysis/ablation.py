@@ -7,8 +7,9 @@
   positives = positions inside the class mask (mask downsampled by area > 0.5), negatives = as
   many random positions elsewhere in the same images. Masks come from the segmenter
   (``class_masks``, automatic) or from drawn boxes (``masks_from_boxes``).
-* Rankings of a layer's units: ``probe`` (weight, descending), ``dissection`` (IoU of the
-  unit's top-quantile map with the class mask, Network Dissection) and ``random`` (control).
+* Rankings of a layer's units: ``probe`` (weight, descending), ``optimized`` (GAN Dissection's
+  learned ablation mask: ``optimize_ablation``), ``dissection`` (IoU of the unit's top-quantile
+  map with the class mask, Network Dissection) and ``random`` (control).
 * ``removal_curve``: for each ranking and count, the same latents with and without the top
   units -> ACE (fraction of the class's pixels removed), the relative change of every other
   class's pixel count, and the mean absolute pixel change outside the original class mask.
@@ -243,6 +244,86 @@ def dissection_iou(G, zs: torch.Tensor, class_mask: torch.Tensor, layer: str, qu
         inter += (up & m).sum(dim=(0, 2, 3)).double()
         union += (up | m).sum(dim=(0, 2, 3)).double()
     return (inter / union.clamp_min(1)).numpy().astype(np.float32)
+
+
+@dataclass
+class OptimizedAblation:
+    """GAN Dissection's optimised ablation of one layer: ``alpha`` (C,) in [0, 1] per unit (how much of
+    it to remove), ``units_by_alpha`` (C,) descending, ``losses`` (steps,) and ``remaining`` — the
+    share of the class's soft pixel mass left under the final soft mask (fitting latents)."""
+
+    layer: str
+    class_name: str
+    alpha: np.ndarray
+    units_by_alpha: np.ndarray
+    losses: np.ndarray
+    remaining: float
+
+
+OPTIMIZE_DEFAULTS = {"steps": 200, "batch_size": 32, "lr": 0.1, "sparsity": 0.5, "keep_others": 1.0, "seed": 0}
+
+
+def optimize_ablation(G, segmenter, z: torch.Tensor, layer: str, class_id: int, class_name: str = "",
+                      steps: int = 200, batch_size: int = 32, lr: float = 0.1, sparsity: float = 0.5,
+                      keep_others: float = 1.0, min_share: float = MIN_SHARE, seed: int = 0) -> OptimizedAblation:
+    """Learn a soft unit mask alpha (C,) for ``layer`` (its output becomes h * (1 - alpha)) so that G
+    draws as little of class ``class_id`` as the segmenter sees (Bau et al. 2019, section 3.2).
+
+    Per batch of latents ``z`` (N, nz): loss = class mass left / before
+    + ``keep_others`` * the largest |mass change| / mass before among the other classes holding
+    >= ``min_share`` of the pixels + ``sparsity`` * mean(alpha). Masses are the segmenter's softmax
+    probabilities summed over pixels (a differentiable pixel count). Only alpha is optimised (the
+    generator and segmenter are untouched; their weights get no gradients); seeded.
+    """
+    from ..evaluation._inputs import model_device, to_model_input
+
+    check_layer(G, layer)
+    n_units = G.layer_channels()[layer]
+    device = model_device(G)
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.full((n_units,), -3.0, device=device, requires_grad=True)
+    opt = torch.optim.Adam([theta], lr=lr)
+
+    def masses(x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1] -> (K,) soft pixel counts
+        return segmenter(to_model_input(x)).softmax(dim=1).sum(dim=(0, 2, 3))
+
+    masked = [False]  # the hook scales only while True: the same forward pass gives before and after
+
+    def hook(module, inputs, out):
+        return out * (1 - torch.sigmoid(theta))[None, :, None, None] if masked[0] else out
+
+    was_training = (G.training, segmenter.training)
+    G.eval()
+    segmenter.eval()
+    losses = []
+    remaining = float("nan")
+    handle = getattr(G, layer).register_forward_hook(hook)
+    try:
+        for _ in range(steps):
+            idx = torch.randint(0, len(z), (min(batch_size, len(z)),), generator=gen)
+            zb = z[idx.to(z.device)]
+            masked[0] = False
+            with torch.no_grad():
+                before = masses(G(zb))
+            masked[0] = True
+            after = masses(G(zb))
+            others = [j for j in range(len(before)) if j != class_id and before[j] >= min_share * before.sum()]
+            left = after[class_id] / before[class_id].clamp_min(1.0)
+            change = ((after[others] - before[others]).abs() / before[others]).max() if others else after.sum() * 0
+            loss = left + keep_others * change + sparsity * torch.sigmoid(theta).mean()
+            (grad,) = torch.autograd.grad(loss, [theta])
+            theta.grad = grad
+            opt.step()
+            losses.append(float(loss.detach()))
+            remaining = float(left.detach())
+    finally:
+        handle.remove()
+        G.train(was_training[0])
+        segmenter.train(was_training[1])
+    alpha = torch.sigmoid(theta).detach().cpu().numpy().astype(np.float32)
+    return OptimizedAblation(layer=layer, class_name=class_name, alpha=alpha,
+                             units_by_alpha=np.argsort(-alpha, kind="stable"), losses=np.asarray(losses, np.float32),
+                             remaining=remaining)
 
 
 def random_ranking(n_units: int, seed: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The whole "forget to draw a class" experiment (paper section 6.1, measured as GAN Dissection's
-ACE): label fitting latents, fit the probe, rank units three ways, measure removal.
+ACE): label fitting latents, fit the probe, rank units four ways (probe weight, GAN Dissection's
+optimised ablation mask, dissection IoU, random), measure removal.
 
 One function shared by ``dcgan-viz forget``, the scripted figures and the dashboard, so there
 is one implementation of the protocol. The removal measurement (the expensive part) is cached
@@ -21,11 +22,13 @@ from . import ablation as A
 
 @dataclass
 class ForgetExperiment:
-    """probe (fitted on boxes or segmenter labels), dissection IoU per unit (C,), the three unit
-    rankings {probe, dissection, random} each (C,), and the removal measurement."""
+    """probe (fitted on boxes or segmenter labels), the optimised ablation mask, dissection IoU per
+    unit (C,), the four unit rankings {probe, optimized, dissection, random} each (C,), and the
+    removal measurement."""
 
     probe: A.Probe
     probe_source: str
+    optimized: A.OptimizedAblation
     iou: np.ndarray
     rankings: dict[str, np.ndarray]
     removal: A.RemovalResult
@@ -43,7 +46,8 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
     boxes, ``[{seed, index, boxes: [[x0, y0, x1, y1], ...]}, ...]`` — are given); removal is
     measured on latents (seed, 0..n-1), which never overlap the automatic fitting latents.
     ``probe``: an already fitted probe of ``layer`` (e.g. drawn in the dashboard) instead of fitting
-    one. ``progress(step, total)``: 0 before, 1 after fitting, then one step per measured ranking."""
+    one. The optimised mask is fitted on the automatic-label latents (cached like the removal).
+    ``progress(step, total)``: 0 before, 1 after fitting, then one step per measured ranking."""
     from ..cache import cache_key, cached
 
     G = bundle.G
@@ -64,7 +68,7 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
     size = bundle.config.image_size
     cid = classes.index(class_name)
     report = progress or (lambda step, total: None)
-    total = 1 + 3  # step 1: labels, probe and dissection; then one per ranking
+    total = 1 + 4  # step 1: labels, probe, optimised mask and dissection; then one per ranking
     report(0, total)
 
     z_fit = latents(bundle.config, fit_seed, n_fit, device=bundle.device)
@@ -83,8 +87,12 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
         probe = A.fit_window_probe(G, z_fit, auto_masks, layer, seed=0)
         source = f"segmenter labels ({n_fit} latents, seed {fit_seed})"
     iou = A.dissection_iou(G, z_fit, auto_masks, layer)
-    rankings = {"probe": probe.units_by_weight, "dissection": np.argsort(-iou, kind="stable"),
-                "random": A.random_ranking(n_units, seed)}
+    opt_key = cache_key("ablation-mask", weights=bundle.key, segmenter=segmenter_key, classes=classes, cls=class_name,
+                        layer=layer, n_fit=n_fit, fit_seed=fit_seed, params=A.OPTIMIZE_DEFAULTS)
+    optimized = cached(cache_dir, opt_key, A.OptimizedAblation,
+                       lambda: A.optimize_ablation(G, segmenter, z_fit, layer, cid, class_name))
+    rankings = {"probe": probe.units_by_weight, "optimized": optimized.units_by_alpha,
+                "dissection": np.argsort(-iou, kind="stable"), "random": A.random_ranking(n_units, seed)}
     report(1, total)
     done = iter(range(2, total + 1))
     key = cache_key("removal", weights=bundle.key, segmenter=segmenter_key, classes=classes, cls=class_name,
@@ -92,7 +100,7 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
     removal = cached(cache_dir, key, A.RemovalResult,
                      lambda: A.removal_curve(bundle, segmenter, class_name, layer, rankings, counts, n, seed, classes,
                                              on_ranking=lambda name: report(next(done), total)))
-    return ForgetExperiment(probe, source, iou, rankings, removal, n_fit, fit_seed)
+    return ForgetExperiment(probe, source, optimized, iou, rankings, removal, n_fit, fit_seed)
 
 
 @torch.no_grad()

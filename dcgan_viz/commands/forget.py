@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         cache_dir: Optional[Path] = typer.Option(Path("cache/analysis"), help="Cache of removal measurements."),
         device: Optional[str] = typer.Option(None, help="cpu, cuda (default: CUDA when available)."),
     ) -> None:
-        """Drop the generator units that draw a class; ACE per ranking (probe, dissection, random)."""
+        """Drop the generator units that draw a class; ACE per ranking (probe, optimized, dissection, random)."""
         from dcgan_viz.cli import _run
 
         def go() -> None:
@@ -106,6 +106,8 @@ def register(app: typer.Typer) -> None:
                           "positive_weight_units": int((probe.weights > 0).sum())},
                 "dissection": {"iou": iou.tolist(), "units_by_iou": rankings["dissection"].tolist(),
                                "quantile": A.QUANTILE},
+                "optimized": {"alpha": exp.optimized.alpha.tolist(), "units_by_alpha": rankings["optimized"].tolist(),
+                              "remaining_on_fit": exp.optimized.remaining, "params": A.OPTIMIZE_DEFAULTS},
                 "random": rankings["random"].tolist(), "with_without_units": k_show})
             atomic_write_json(out / "removal.json", result.to_dict() | {"fit_seed": fit_seed, "n_fit": n_fit,
                                                                          "probe_source": probe_source})

@@ -157,6 +157,37 @@ class _RedSegmenter(torch.nn.Module):
         return logits
 
 
+class _SoftRedSegmenter(torch.nn.Module):
+    """Differentiable: 'window' (class 3) logit 12 * red - 6 against 'wall' (class 0) at 0; 'bed'
+    (class 4) logit 12 * blue - 6 (no unit of the planted generator draws blue)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 9, *x.shape[2:]) - 20.0
+        logits[:, 0] = 0.0
+        logits[:, 3] = 12 * x[:, 0] - 6
+        logits[:, 4] = 12 * x[:, 2] - 6
+        return logits
+
+
+def test_optimized_mask_finds_the_drawing_unit_and_stays_off_for_an_undrawn_class():
+    G = _planted_generator()
+    weights = {k: v.clone() for k, v in G.state_dict().items()}
+    z = latents(CFG, 1, 64)
+    seg = _SoftRedSegmenter()
+    opt = A.optimize_ablation(G, seg, z, "conv3", 3, "window", steps=150, keep_others=0.0, sparsity=0.2)
+    assert opt.units_by_alpha[0] == 0 and opt.alpha[0] > 0.9  # the red (window) unit is removed
+    assert opt.alpha[1:].max() < 0.1  # units that do not draw windows are left alone
+    assert opt.remaining < 0.75 and opt.losses[-1] < opt.losses[0]  # (alpha < 1 leaves faint red)
+    control = A.optimize_ablation(G, seg, z, "conv3", 4, "bed", steps=150, keep_others=0.0, sparsity=0.2)
+    assert control.alpha.max() < 0.1  # nothing draws blue: no unit is worth its sparsity cost
+    assert not G.conv3._forward_hooks and all(p.grad is None for p in G.parameters())
+    assert all(torch.equal(v, weights[k]) for k, v in G.state_dict().items())
+
+
 def test_removal_curve_planted_unit_removes_class_and_random_control_does_not():
     class B:  # a minimal bundle
         config, G, device, path = CFG, _planted_generator(), torch.device("cpu"), "tiny"
@@ -205,8 +236,9 @@ def test_cli_forget_end_to_end_and_errors(tiny_setup, monkeypatch):
     for name in ("with_without.png", "units.json", "removal.json", "removal.md"):
         assert (out / name).is_file()
     removal = json.loads((out / "removal.json").read_text())
-    assert {r["ranking"] for r in removal["rows"]} == {"probe", "dissection", "random"}
-    assert len(json.loads((out / "units.json").read_text())["probe"]["weights"]) == 8
+    assert {r["ranking"] for r in removal["rows"]} == {"probe", "optimized", "dissection", "random"}
+    units = json.loads((out / "units.json").read_text())
+    assert len(units["probe"]["weights"]) == 8 and sorted(units["optimized"]["units_by_alpha"]) == list(range(8))
 
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([{"seed": 1, "index": i, "boxes": [[0, 0, 16, 16]]} for i in range(4)]))
