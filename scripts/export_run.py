@@ -1,11 +1,13 @@
 """Pick the best epoch of a training run by Fréchet distance and export it as a shipped checkpoint.
 
-    python scripts/export_run.py RUN_DIR DEST --evaluator checkpoints/faces-attributes [--n 2000]
+    python scripts/export_run.py RUN_DIR DEST --evaluator checkpoints/faces-attributes [--n 2000] [--last]
 
 Long DCGAN runs can collapse late (faces64 did on the GPU after ~12 epochs), so every kept
 epoch checkpoint is scored against held-out images in the evaluator's feature space and the
 lowest distance is shipped (fp16 weights, no optimizer state) with its sample grids, its log
-up to that step (gzipped) and the selection table (selection.json).
+up to that step (gzipped) and the selection table (selection.json). ``--last`` ships the last
+checkpoint instead (the memorization positive control: the longest-trained weights, whatever their
+Fréchet distance); the table is still computed and recorded.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     ap.add_argument("--evaluator", type=Path, required=True)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--min-epoch", type=int, default=1)
+    ap.add_argument("--last", action="store_true", help="ship the last checkpoint, not the lowest Frechet distance")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     ckpts = [p for p in run_checkpoints(args.run_dir)]
@@ -50,8 +53,9 @@ def main() -> None:
     rows = frechet_by_checkpoint(ckpts, model.features, test.images, n=args.n)
     for r in rows:
         print(f"epoch {r['epoch']:3d} step {r['step']:6d}  frechet {r['frechet']:9.3f}  pairwise_rms {r['pairwise_rms']:.3f}")
-    best = min(rows, key=lambda r: r["frechet"])
+    best = max(rows, key=lambda r: r["step"]) if args.last else min(rows, key=lambda r: r["frechet"])
     log_rows = [json.loads(x) for x in (args.run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+    log_rows = sorted({r["step"]: r for r in log_rows}.values(), key=lambda r: r["step"])  # a resumed run repeats steps
     log_rows = [r for r in log_rows if r["step"] <= best["step"]]
     ips = sorted(r["img_per_s"] for r in log_rows[len(log_rows) // 4:]) or [0.0]
     run_info = json.loads((args.run_dir / "run.json").read_text())
@@ -59,7 +63,8 @@ def main() -> None:
              "torch": torch.__version__, "median_img_per_s": ips[len(ips) // 2],
              "wall_seconds": round(sum(run_info["train"]["batch_size"] / max(r["img_per_s"], 1e-9) for r in log_rows), 1),
              "amp_bf16": run_info["amp"], "cuda_graph": run_info["cuda_graph"], "channels_last": run_info["channels_last"],
-             "selected_by": f"lowest Frechet distance over {len(rows)} epoch checkpoints, n={args.n}",
+             "selected_by": (f"the last of {len(rows)} checkpoints (--last)" if args.last else
+                             f"lowest Frechet distance over {len(rows)} epoch checkpoints, n={args.n}"),
              "selection": [{k: v for k, v in r.items() if k != "path"} for r in rows]}
     dest = export_checkpoint(best["path"], args.dest, half=True, extra={"training_run": facts})
     samples = args.run_dir / "samples"

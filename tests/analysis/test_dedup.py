@@ -73,3 +73,14 @@ def test_dedup_cli_writes_report_and_filtered_cache(tmp_path) -> None:
     assert len(filtered) == 48
     bad = CliRunner().invoke(app, ["dedup", "nosuch:x", "--out", str(out)])
     assert bad.exit_code == 2 and "error:" in bad.output
+
+
+def test_semantic_hash_input_ignores_recolouring_but_not_content() -> None:
+    from dcgan_viz.analysis.dedup import _hash_input
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(0.2, 0.8, size=(4, 3, 32, 32)).astype(np.float32))
+    recoloured = x * torch.tensor([0.9, 1.05, 1.1]).view(1, 3, 1, 1) + 0.03  # per-channel gain and offset
+    torch.testing.assert_close(_hash_input(recoloured), _hash_input(x), atol=1e-4, rtol=0)
+    other = torch.from_numpy(rng.uniform(0.2, 0.8, size=(4, 3, 32, 32)).astype(np.float32))
+    assert (_hash_input(other) - _hash_input(x)).abs().mean() > 0.3  # control: different content moves the input
