@@ -1,13 +1,13 @@
 """Pick the best epoch of a training run by Fréchet distance and export it as a shipped checkpoint.
 
-    python scripts/export_run.py RUN_DIR DEST --evaluator checkpoints/faces-attributes [--n 2000] [--last]
+    python scripts/export_run.py RUN_DIR DEST --evaluator checkpoints/faces-attributes [--n 2000] [--last | --step N]
 
 Long DCGAN runs can collapse late (faces64 did on the GPU after ~12 epochs), so every kept
 epoch checkpoint is scored against held-out images in the evaluator's feature space and the
 lowest distance is shipped (fp16 weights, no optimizer state) with its sample grids, its log
 up to that step (gzipped) and the selection table (selection.json). ``--last`` ships the last
 checkpoint instead (the memorization positive control: the longest-trained weights, whatever their
-Fréchet distance); the table is still computed and recorded.
+Fréchet distance) and ``--step N`` the checkpoint of step N; the table is still computed and recorded.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--min-epoch", type=int, default=1)
     ap.add_argument("--last", action="store_true", help="ship the last checkpoint, not the lowest Frechet distance")
+    ap.add_argument("--step", type=int, help="ship the checkpoint of this step")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     ckpts = [p for p in run_checkpoints(args.run_dir)]
@@ -53,7 +54,12 @@ def main() -> None:
     rows = frechet_by_checkpoint(ckpts, model.features, test.images, n=args.n)
     for r in rows:
         print(f"epoch {r['epoch']:3d} step {r['step']:6d}  frechet {r['frechet']:9.3f}  pairwise_rms {r['pairwise_rms']:.3f}")
-    best = max(rows, key=lambda r: r["step"]) if args.last else min(rows, key=lambda r: r["frechet"])
+    if args.step is not None:
+        best = next((r for r in rows if r["step"] == args.step), None)
+        if best is None:
+            sys.exit(f"error: {args.run_dir}: no checkpoint at step {args.step}; steps are {[r['step'] for r in rows]}")
+    else:
+        best = max(rows, key=lambda r: r["step"]) if args.last else min(rows, key=lambda r: r["frechet"])
     log_rows = [json.loads(x) for x in (args.run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
     log_rows = sorted({r["step"]: r for r in log_rows}.values(), key=lambda r: r["step"])  # a resumed run repeats steps
     log_rows = [r for r in log_rows if r["step"] <= best["step"]]
@@ -63,7 +69,8 @@ def main() -> None:
              "torch": torch.__version__, "median_img_per_s": ips[len(ips) // 2],
              "wall_seconds": round(sum(run_info["train"]["batch_size"] / max(r["img_per_s"], 1e-9) for r in log_rows), 1),
              "amp_bf16": run_info["amp"], "cuda_graph": run_info["cuda_graph"], "channels_last": run_info["channels_last"],
-             "selected_by": (f"the last of {len(rows)} checkpoints (--last)" if args.last else
+             "selected_by": (f"step {args.step} (--step)" if args.step is not None else
+                             f"the last of {len(rows)} checkpoints (--last)" if args.last else
                              f"lowest Frechet distance over {len(rows)} epoch checkpoints, n={args.n}"),
              "selection": [{k: v for k, v in r.items() if k != "path"} for r in rows]}
     dest = export_checkpoint(best["path"], args.dest, half=True, extra={"training_run": facts})
