@@ -66,3 +66,22 @@ def test_shipped_data_specs_regenerate() -> None:
     spec = DataSpec.from_dict(meta["data"] | {"count": 8})
     imgs = load_imageset(spec).images
     assert imgs.shape == (8, 64, 64, 3)
+
+
+@pytest.mark.slow
+def test_memorization_flags_the_overfit_control_and_not_fashion32() -> None:
+    """The shipped positive control copies (pixel C_T well below -3); the full-data model does not."""
+    from dcgan_viz.analysis.memorization import measure_checkpoint
+
+    verdicts = {}
+    for name in ("fashion-overfit", "fashion32"):
+        try:
+            report, _, _ = measure_checkpoint(load_checkpoint(ROOT / name, device="cpu"), n=1000, n_test=2000,
+                                              recovery_n=0, seed=0)
+        except FileNotFoundError as exc:  # Fashion-MNIST is installed by .ci/run (dataset-fashion-mnist)
+            pytest.skip(f"Fashion-MNIST not available offline: {exc}")
+        verdicts[name] = (report.copying, report.spaces["pixel"].copying.ct, report.spaces["pixel"].near_copy_fraction)
+    copying, ct, near = verdicts["fashion-overfit"]
+    assert copying and ct < -3 and near > 0.1, verdicts  # measured: C_T -4.6, 35% near copies at this n
+    copying, ct, near = verdicts["fashion32"]
+    assert not copying and ct > 0 and near < 0.05, verdicts
