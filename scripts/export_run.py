@@ -61,7 +61,6 @@ def main() -> None:
     else:
         best = max(rows, key=lambda r: r["step"]) if args.last else min(rows, key=lambda r: r["frechet"])
     log_rows = [json.loads(x) for x in (args.run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
-    log_rows = sorted({r["step"]: r for r in log_rows}.values(), key=lambda r: r["step"])  # a resumed run repeats steps
     log_rows = [r for r in log_rows if r["step"] <= best["step"]]
     ips = sorted(r["img_per_s"] for r in log_rows[len(log_rows) // 4:]) or [0.0]
     run_info = json.loads((args.run_dir / "run.json").read_text())
