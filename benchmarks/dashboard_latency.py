@@ -25,86 +25,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES_CALLBACK = ".._pages_content.children..._pages_store.data.."
+sys.path.insert(0, str(ROOT))
+
+from apps.wire_client import PAGES_CALLBACK, free_port, layout_props, post, request_body, spec_outputs, wait_http  # noqa: E402
+
 GOAL_MS = {"cpu": 300.0, "cuda": 50.0}
 GRID_PAGES = ("/", "/removal")  # pages whose image callbacks regenerate a sample grid: held to the goal
 
 
-# --- a minimal Dash client ---------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(base: str, seconds: float = 120, process: subprocess.Popen | None = None) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the dashboard exited with code {process.returncode}")
-        try:
-            urllib.request.urlopen(base + "/_dash-dependencies", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{base} did not answer in {seconds:.0f} s")
-
+# --- the Dash client (apps/wire_client.py) ------------------------------------------------------
 
 def get_json(base: str, path: str):
     with urllib.request.urlopen(base + path, timeout=60) as r:
         return json.loads(r.read())
-
-
-def post(base: str, body: dict, query: str = "", timeout: float = 120) -> tuple[int, bytes]:
-    request = urllib.request.Request(base + "/_dash-update-component" + query, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def spec_outputs(output: str) -> list[dict]:
-    parts = output[2:-2].split("...") if output.startswith("..") else [output]
-    return [dict(zip(("id", "property"), part.split(".", 1))) for part in parts]
-
-
-def request_body(dep: dict, values: dict) -> dict:
-    """A renderer-shaped request for dependency ``dep``; ``values`` maps "id.property" to a value."""
-    def item(spec):
-        return {"id": spec["id"], "property": spec["property"], "value": values.get(f"{spec['id']}.{spec['property']}")}
-
-    outputs = spec_outputs(dep["output"])
-    return {"output": dep["output"], "outputs": outputs if dep["output"].startswith("..") else outputs[0],
-            "inputs": [item(s) for s in dep["inputs"]], "state": [item(s) for s in dep.get("state", [])],
-            "changedPropIds": [f"{s['id']}.{s['property']}" for s in dep["inputs"]]}
-
-
-def layout_props(tree, found: dict) -> dict:
-    """Every component with an id in a layout's JSON, as "id.prop" -> value."""
-    if isinstance(tree, dict):
-        props = tree.get("props")
-        if isinstance(props, dict) and isinstance(props.get("id"), str):
-            found.update({f"{props['id']}.{k}": v for k, v in props.items() if k != "children"})
-        for value in tree.values():
-            layout_props(value, found)
-    elif isinstance(tree, list):
-        for value in tree:
-            layout_props(value, found)
-    return found
 
 
 def call(base: str, dep: dict, body: dict, poll_s: float = 600) -> tuple[int, bytes]:
@@ -243,7 +185,7 @@ def main() -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rows = []
     try:
-        wait_ready(base, process=server)
+        wait_http(base + "/_dash-dependencies", 120, server)
         deps = get_json(base, "/_dash-dependencies")
         for path in page_paths(base, deps):
             values, chosen = main_callbacks(base, deps, path, checkpoint)

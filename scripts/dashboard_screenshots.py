@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apps.wire_client import free_port, wait_http  # noqa: E402
 
 # page file name -> (URL path and query, CSS selectors that must be drawn before the screenshot)
 PAGES = {
@@ -28,23 +30,6 @@ PAGES = {
     "memorization": ("/memorization?checkpoint=checkpoints/fashion32&seed=0&index=0&k=8", ["#memo-neighbours img"]),
     "embedding": ("/embedding?checkpoint=checkpoints/fashion32&seed=0&colour=label", ["#embed-graph .legend .traces"]),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer")
 
 
 def main() -> None:
@@ -65,7 +50,7 @@ def main() -> None:
     if chromium is None or driver_bin is None:
         sys.exit("error: needs chromium and chromedriver (Debian: apt install chromium chromium-driver)")
     args.out.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "dcgan_viz.cli", "dashboard", "--checkpoints", str(args.checkpoints),
                                "--port", str(port), "--device", "cpu"])
     options = Options()
@@ -74,7 +59,7 @@ def main() -> None:
     options.binary_location = chromium
     driver = None
     try:
-        _wait_http(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{port}/", 120, poll_s=0.5)
         driver = webdriver.Chrome(service=Service(driver_bin), options=options)
         for name in args.pages.split(","):
             path, selectors = PAGES[name]

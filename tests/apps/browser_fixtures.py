@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_dashboard import free_port, tiny_checkpoint, wait_http
+from apps.wire_client import free_port, wait_http
+from fixtures_dashboard import tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_dashboard import free_port, wait_http
+from apps.wire_client import free_port, wait_http
 
 from dcgan_viz.checkpoint import save_checkpoint
 from dcgan_viz.data.spec import DataSpec

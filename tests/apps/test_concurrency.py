@@ -15,12 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 
 import pytest
 
-from fixtures_dashboard import free_port, tiny_checkpoint
+from apps.wire_client import PAGES_CALLBACK, free_port, layout_props, post, request_body, spec_outputs, wait_http
+from fixtures_dashboard import tiny_checkpoint
 
 pytest.importorskip("dash")
 pytest.importorskip("plotly")
@@ -29,46 +29,7 @@ pytestmark = pytest.mark.slow
 
 CLIENTS, REQUESTS = 20, 50
 SEEDS = 10  # seeds cycled through; each seed's image is compared across threads
-PAGES_CALLBACK = ".._pages_content.children..._pages_store.data.."
 PNG = b"data:image/png;base64,"
-
-
-def _post(base: str, body: dict) -> tuple[int, bytes]:
-    request = urllib.request.Request(base + "/_dash-update-component", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _outputs(output: str) -> list[dict]:
-    parts = output[2:-2].split("...") if output.startswith("..") else [output]
-    return [dict(zip(("id", "property"), part.split(".", 1))) for part in parts]
-
-
-def _body(dep: dict, values: dict) -> dict:
-    def item(spec):
-        return {"id": spec["id"], "property": spec["property"], "value": values.get(f"{spec['id']}.{spec['property']}")}
-
-    outputs = _outputs(dep["output"])
-    return {"output": dep["output"], "outputs": outputs if dep["output"].startswith("..") else outputs[0],
-            "inputs": [item(s) for s in dep["inputs"]], "state": [item(s) for s in dep.get("state", [])],
-            "changedPropIds": [f"{s['id']}.{s['property']}" for s in dep["inputs"]]}
-
-
-def _props(tree, found: dict) -> dict:
-    if isinstance(tree, dict):
-        props = tree.get("props")
-        if isinstance(props, dict) and isinstance(props.get("id"), str):
-            found.update({f"{props['id']}.{k}": v for k, v in props.items() if k != "children"})
-        for value in tree.values():
-            _props(value, found)
-    elif isinstance(tree, list):
-        for value in tree:
-            _props(value, found)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +45,10 @@ def server(tmp_path_factory):
                                stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"dashboard exited: {(root / 'server.log').read_text(errors='replace')[-2000:]}")
-            try:
-                urllib.request.urlopen(base + "/_dash-dependencies", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail("dashboard did not answer in 90 s")
-                time.sleep(0.3)
+        try:
+            wait_http(base + "/_dash-dependencies", 90, process)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}: {(root / 'server.log').read_text(errors='replace')[-2000:]}")
         yield base, str(ckpt)
     finally:
         process.terminate()
@@ -110,16 +64,16 @@ def _grid_callback(base: str) -> tuple[dict, dict, str]:
     with urllib.request.urlopen(base + "/_dash-dependencies", timeout=30) as r:
         deps = json.loads(r.read())
     pages = next(d for d in deps if d["output"] == PAGES_CALLBACK)
-    status, data = _post(base, _body(pages, {"_pages_location.pathname": "/", "_pages_location.search": ""}))
+    status, data = post(base, request_body(pages, {"_pages_location.pathname": "/", "_pages_location.search": ""}), timeout=60)
     assert status == 200, data[:500]
-    values = _props(json.loads(data)["response"], {})
+    values = layout_props(json.loads(data)["response"], {})
     ids = {k.split(".", 1)[0] for k in values}
     for dep in deps:
         keys = [f"{s['id']}.{s['property']}" for s in dep["inputs"]]
         seeds = [k for k in keys if "seed" in k.split(".")[0]]
         if (not dep.get("clientside_function") and not dep.get("background") and seeds
                 and all(s["id"] in ids for s in dep["inputs"])
-                and any(o["property"] == "src" for o in _outputs(dep["output"]))):
+                and any(o["property"] == "src" for o in spec_outputs(dep["output"]))):
             return dep, values, seeds[0]
     raise AssertionError("no image callback with a seed input on the / page")
 
@@ -137,7 +91,7 @@ def test_concurrent_clients_get_images_without_errors(server):
         for i in range(REQUESTS):
             seed = (k + i) % SEEDS
             try:
-                status, data = _post(base, _body(dep, dict(values, **{seed_key: seed})))
+                status, data = post(base, request_body(dep, dict(values, **{seed_key: seed})), timeout=60)
             except Exception as exc:  # noqa: BLE001 - a refused / reset connection is an error too
                 with lock:
                     errors.append(f"client {k} request {i}: {type(exc).__name__}: {exc}")

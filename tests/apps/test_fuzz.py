@@ -29,8 +29,8 @@ pytest.importorskip("dash")
 pytest.importorskip("plotly")
 pytest.importorskip("captum")  # create_app imports every page; the filters page needs it
 
-ENDPOINT = "/_dash-update-component"
-PAGES_CALLBACK = ".._pages_content.children..._pages_store.data.."
+from apps.wire_client import ENDPOINT, PAGES_CALLBACK, layout_props, request_body, spec_outputs  # noqa: E402
+
 SEED = 20261128
 PER_CALLBACK = 40       # junk payloads per ordinary callback
 PER_BACKGROUND = 4      # junk payloads per background callback (each is a worker process)
@@ -73,35 +73,6 @@ def _assert_answered(response, what: str) -> None:
     assert "Traceback (most recent call last)" not in text, f"{what}: traceback in the response\n{text[:2000]}"
 
 
-def _spec_outputs(output: str) -> list[dict]:
-    """Callback id -> the outputs list the renderer sends ("..a.b...c.d.." = several outputs)."""
-    parts = output[2:-2].split("...") if output.startswith("..") else [output]
-    return [dict(zip(("id", "property"), part.split(".", 1))) for part in parts]
-
-
-def request_body(dep: dict, values: dict, omit: frozenset = frozenset()) -> dict:
-    """A renderer-shaped request for dependency ``dep``; ``values`` maps "id.property" to a value;
-    props in ``omit`` are sent without a value (as the renderer sends an undefined prop)."""
-    def item(spec):
-        key = f"{spec['id']}.{spec['property']}"
-        if spec["id"].startswith("{"):  # pattern-matching id: concrete components, as the renderer sends
-            pattern = json.loads(spec["id"])
-            wild = [v[0] for v in pattern.values() if isinstance(v, list)]
-            value = values.get(key)
-            concrete = [{"id": {k: (i if isinstance(v, list) else v) for k, v in pattern.items()},
-                         "property": spec["property"], **({} if key in omit else {"value": value})} for i in range(2)]
-            return concrete if "ALL" in wild or "ALLSMALLER" in wild else concrete[0]
-        out = {"id": spec["id"], "property": spec["property"]}
-        if key not in omit:
-            out["value"] = values.get(key)
-        return out
-
-    outputs = _spec_outputs(dep["output"])
-    return {"output": dep["output"], "outputs": outputs if dep["output"].startswith("..") else outputs[0],
-            "inputs": [item(s) for s in dep["inputs"]], "state": [item(s) for s in dep.get("state", [])],
-            "changedPropIds": [f"{s['id']}.{s['property']}" for s in dep["inputs"]]}
-
-
 def call(client, dep: dict, body: dict):
     """POST a request; a background callback is polled until it has an answer (or a timeout)."""
     response = _post(client, body)
@@ -120,22 +91,6 @@ def call(client, dep: dict, body: dict):
     raise AssertionError(f"background callback {dep['output']} gave no answer in {POLL_SECONDS} s")
 
 
-def _props(tree, found: dict) -> dict:
-    """Every component with an id in a layout's JSON, as "id.prop" -> value."""
-    if isinstance(tree, dict):
-        props = tree.get("props")
-        if isinstance(props, dict) and isinstance(props.get("id"), str):
-            for name, value in props.items():
-                if name != "children":
-                    found[f"{props['id']}.{name}"] = value
-        for value in tree.values():
-            _props(value, found)
-    elif isinstance(tree, list):
-        for value in tree:
-            _props(value, found)
-    return found
-
-
 @pytest.fixture(scope="module")
 def served(dash_app):
     """(test client, server-side dependencies, default values of every page's components)."""
@@ -145,12 +100,12 @@ def served(dash_app):
     client = app.server.test_client()
     deps = [d for d in client.get("/_dash-dependencies").get_json() if not d.get("clientside_function")]
     pages = next(d for d in deps if d["output"] == PAGES_CALLBACK)
-    defaults = _props(app.layout.to_plotly_json(), {})
+    defaults = layout_props(app.layout.to_plotly_json(), {})
     for page in dash.page_registry.values():
         body = request_body(pages, {"_pages_location.pathname": page["relative_path"], "_pages_location.search": ""})
         response = _post(client, body)
         _assert_answered(response, f"layout of {page['relative_path']}")
-        defaults.update(_props(response.get_json()["response"], {}))
+        defaults.update(layout_props(response.get_json()["response"], {}))
     return client, deps, defaults
 
 
@@ -236,7 +191,7 @@ def test_bad_input_shows_a_visible_message(served):
     client, deps, defaults = served
     checked = 0
     for dep in deps:
-        outputs = [f"{o['id']}.{o['property']}" for o in _spec_outputs(dep["output"])]
+        outputs = [f"{o['id']}.{o['property']}" for o in spec_outputs(dep["output"])]
         error_out = next((o for o in outputs if o.split(".")[0].endswith("error")), None)
         numeric = [f"{s['id']}.{s['property']}" for s in dep["inputs"]
                    if isinstance(defaults.get(f"{s['id']}.{s['property']}"), (int, float))
