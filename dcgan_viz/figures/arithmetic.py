@@ -42,8 +42,8 @@ def arithmetic_section(ctx: FigureContext) -> Section:
     s = Section("arithmetic", "Fig. 7 — vector arithmetic on faces",
                 "Smiling woman - neutral woman + neutral man = smiling man works when each concept is the average of "
                 "three exemplars' z (single exemplars were unstable); ±0.25 uniform noise gives neighbouring variations.")
-    if ctx.path(FACES) is None or ctx.path(ATTRIBUTES) is None:
-        s.skipped = f"needs {FACES} and {ATTRIBUTES} under {ctx.checkpoints}"
+    s.skipped = ctx.missing(FACES, ATTRIBUTES)
+    if s.skipped:
         return s
     bundle, model, pool = _pool(ctx)
     groups = {"smiling, no beard": _examples(pool, "smile", "beard", True, 0, 3),
@@ -90,8 +90,8 @@ def turn_section(ctx: FigureContext) -> Section:
     s = Section("turn", "Fig. 8 — the turn vector",
                 "A 'turn' vector from four left-looking minus four right-looking faces, added to other faces, "
                 "rotates them — shown as pictures only.")
-    if ctx.path(FACES) is None or ctx.path(ATTRIBUTES) is None:
-        s.skipped = f"needs {FACES} and {ATTRIBUTES} under {ctx.checkpoints}"
+    s.skipped = ctx.missing(FACES, ATTRIBUTES)
+    if s.skipped:
         return s
     bundle, model, pool = _pool(ctx)
     yaw = pool.column("yaw").numpy()

@@ -94,6 +94,14 @@ class FigureContext:
         p = self.checkpoints / name
         return p if p.is_dir() and any((p / f).is_file() for f in ("checkpoint.json", "config.json")) else None
 
+    def missing(self, *names: str) -> str | None:
+        """Why a section needing the checkpoints ``names`` must be skipped, or None when all are present."""
+        if all(self.path(n) is not None for n in names):
+            return None
+        if len(names) == 1:
+            return f"no {names[0]} checkpoint under {self.checkpoints}"
+        return f"needs {' and '.join(names)} under {self.checkpoints}"
+
     def bundle(self, name: str):
         """The loaded GAN checkpoint ``name`` (loaded once per run)."""
         if name not in self._bundles:

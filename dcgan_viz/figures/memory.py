@@ -113,8 +113,8 @@ def representation_section(ctx: FigureContext) -> Section:
     s = Section("representation", "Tables 1-2 — discriminator features as a representation",
                 "A linear L2-SVM on the trained discriminator's max-pooled (4x4) features from all layers is a strong "
                 "classifier (CIFAR-10 82.8%; SVHN 22.5% error with 1,000 labels), better than the baselines.")
-    if ctx.path(FASHION) is None:
-        s.skipped = f"no {FASHION} checkpoint under {ctx.checkpoints}"
+    s.skipped = ctx.missing(FASHION)
+    if s.skipped:
         return s
     bundle = ctx.bundle(FASHION)
     spec = DataSpec.parse("fashion-mnist", size=bundle.config.image_size, channels=bundle.config.nc)

@@ -95,8 +95,8 @@ def walk_section(ctx: FigureContext) -> Section:
     s = Section("walk", "Fig. 4 — walking the latent space",
                 "Interpolating between random points gives smooth transitions (rooms gain windows, TVs turn "
                 "into windows); no sharp transitions, which would be a sign of memorisation.")
-    if ctx.path(ROOMS) is None:
-        s.skipped = f"no {ROOMS} checkpoint under {ctx.checkpoints}"
+    s.skipped = ctx.missing(ROOMS)
+    if s.skipped:
         return s
     bundle = ctx.bundle(ROOMS)
     anchors = latents(bundle.config, c.seed, c.walk_points, device=bundle.device)

@@ -21,8 +21,8 @@ def filters_section(ctx: FigureContext) -> Section:
     s = Section("filters", "Fig. 5 — what the discriminator's filters respond to",
                 "Guided backpropagation shows that a trained discriminator's last-layer filters activate on "
                 "parts of bedrooms such as beds and windows; random filters show no such structure.")
-    if ctx.path(ROOMS) is None:
-        s.skipped = f"no {ROOMS} checkpoint under {ctx.checkpoints}"
+    s.skipped = ctx.missing(ROOMS)
+    if s.skipped:
         return s
     bundle = ctx.bundle(ROOMS)
     layer = bundle.D.feature_layers[-1]
@@ -69,8 +69,8 @@ def removal_section(ctx: FigureContext) -> Section:
     s = Section("removal", "Fig. 6 — forgetting to draw windows",
                 "Dropping the generator feature maps that a logistic-regression probe associates with windows "
                 "(200 maps) makes windows vanish or turn into other objects (doors, mirrors) — shown as pictures only.")
-    if ctx.path(ROOMS) is None or ctx.path(SEGMENTER) is None:
-        s.skipped = f"needs {ROOMS} and {SEGMENTER} under {ctx.checkpoints}"
+    s.skipped = ctx.missing(ROOMS, SEGMENTER)
+    if s.skipped:
         return s
     bundle = ctx.bundle(ROOMS)
     seg, meta = ctx.evaluator(SEGMENTER, "segmenter", bundle.device)
