@@ -20,3 +20,15 @@ def tiny_checkpoint(root: Path, name: str = "tiny", step: int = 7) -> tuple[Path
     path = save_checkpoint(root / name, Generator(cfg), D,
                            data=DataSpec(source="rooms", size=32, count=64, test_count=16), step=step)
     return path, D
+
+
+def components_by_id(component, found: dict | None = None) -> dict:
+    """Every component of a Dash layout tree that has an id, by id (non-string ids as their str)."""
+    found = {} if found is None else found
+    if getattr(component, "id", None) is not None:
+        found[component.id if isinstance(component.id, str) else str(component.id)] = component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if child is not None and hasattr(child, "to_plotly_json"):
+            components_by_id(child, found)
+    return found

@@ -6,6 +6,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from fixtures_dashboard import components_by_id
+
 pytest.importorskip("dash")
 pytest.importorskip("plotly")
 pytest.importorskip("captum")  # create_app imports every page, the filters page needs it
@@ -21,18 +23,6 @@ def dashboard(dash_app):
 
     app, ckpt, _ = dash_app
     return app, page, str(ckpt)
-
-
-def _by_id(component, found=None) -> dict:
-    """Every component of a layout tree with an id, by id."""
-    found = {} if found is None else found
-    if getattr(component, "id", None) is not None:
-        found[component.id] = component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and hasattr(child, "to_plotly_json"):
-            _by_id(child, found)
-    return found
 
 
 def test_page_is_served(dashboard):
@@ -106,14 +96,14 @@ def test_url_state_round_trips(dashboard):
     query = dict(parse_qsl(urlsplit(search).query))
     assert query == {"checkpoint": ckpt, "seed": "5", "points": "3", "steps": "2", "method": "lerp",
                      "A": "0:1, 0:2", "B": "1:3", "C": "2:4", "expr": "A + B - C", "neighbours": "6"}
-    ids = _by_id(page.layout(**query))
+    ids = components_by_id(page.layout(**query))
     values = {k: ids[f"latent-{k}"].value for k in ("checkpoint", "seed", "points", "steps", "method", "concept-A",
                                                      "concept-B", "concept-C", "expression", "neighbours")}
     assert values == {"checkpoint": ckpt, "seed": 5, "points": 3, "steps": 2, "method": "lerp", "concept-A": "0:1, 0:2",
                       "concept-B": "1:3", "concept-C": "2:4", "expression": "A + B - C", "neighbours": 6}
-    default = _by_id(page.layout())
+    default = components_by_id(page.layout())
     assert default["latent-checkpoint"].value == ckpt and default["latent-method"].value == "slerp"
     assert default["latent-expression"].value == "A - B + C" and default["latent-concept-A"].value == "0:12, 0:40, 0:77"
-    bad = _by_id(page.layout(checkpoint=ckpt, points="40", method="cubic", seed="-2"))
+    bad = components_by_id(page.layout(checkpoint=ckpt, points="40", method="cubic", seed="-2"))
     assert bad["latent-points"].value == "40" and bad["latent-seed"].value == "-2"  # kept: the page says why
     assert bad["latent-method"].value == "cubic"

@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import pytest
 
+from fixtures_dashboard import components_by_id
+
 pytest.importorskip("dash")
 pytest.importorskip("plotly")
 pytest.importorskip("captum")  # create_app imports every page, the filters page needs it
@@ -43,17 +45,6 @@ def _texts(component) -> list[str]:
     if isinstance(component, (list, tuple)):
         return [t for c in component for t in _texts(c)]
     return _texts(getattr(component, "children", None))
-
-
-def _by_id(component, found=None) -> dict:
-    found = {} if found is None else found
-    if getattr(component, "id", None) is not None:
-        found[component.id if isinstance(component.id, str) else str(component.id)] = component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and hasattr(child, "to_plotly_json"):
-            _by_id(child, found)
-    return found
 
 
 def test_page_is_served(dashboard):
@@ -155,7 +146,7 @@ def test_copy_test_table_pairs_and_cache(dashboard, fresh_cache, monkeypatch):
     _, page, ckpt = dashboard
     steps = []
     out = page.run_copy_test(steps.append, 1, ckpt, 0, 20)
-    ids, texts = _by_id(out), _texts(out)
+    ids, texts = components_by_id(out), _texts(out)
     assert ids["memo-pairs"].src.startswith("data:image/png;base64,")
     table = [t for t in texts if t in ("pixel", "d")]
     assert table == ["pixel", "d"]
@@ -190,7 +181,7 @@ def test_dedup_finds_planted_copies_and_caches(dashboard, fresh_cache, monkeypat
     out = page.run_dedup(lambda p: None, 1, ckpt, "phash")
     summary = _texts(out)[0]
     assert "4 near-duplicate pairs in 4 groups (largest 2)" in summary and "leaves 36 of 40" in summary
-    assert _by_id(out)["memo-dedup-groups"].src.startswith("data:image/png;base64,")
+    assert components_by_id(out)["memo-dedup-groups"].src.startswith("data:image/png;base64,")
     result, _ = page.dedup_training_set(None, "phash")
     assert sorted(map(sorted, (g.tolist() for g in result.groups()))) == [[0, 30], [1, 31], [2, 32], [3, 33]]
     import dcgan_viz.analysis.dedup as dedup
@@ -218,12 +209,12 @@ def test_url_state_round_trips(dashboard):
     search = page.update_url(ckpt, "train", 4, 9, 6, 300)
     query = dict(parse_qsl(urlsplit(search).query))
     assert query == {"checkpoint": ckpt, "source": "train", "seed": "4", "index": "9", "k": "6", "n": "300"}
-    ids = _by_id(page.layout(**query))
+    ids = components_by_id(page.layout(**query))
     values = {k: ids[f"memo-{k}"].value for k in ("checkpoint", "source", "seed", "index", "k", "n")}
     assert values == {"checkpoint": ckpt, "source": "train", "seed": 4, "index": 9, "k": 6, "n": 300}
-    default = _by_id(page.layout())
+    default = components_by_id(page.layout())
     assert default["memo-checkpoint"].value == ckpt and default["memo-k"].value == 5
-    bad = _by_id(page.layout(checkpoint=ckpt, index="-3", k="99"))
+    bad = components_by_id(page.layout(checkpoint=ckpt, index="-3", k="99"))
     assert bad["memo-index"].value == "-3" and bad["memo-k"].value == "99"  # kept: the page says why
 
 
