@@ -92,10 +92,15 @@ def phash(images: np.ndarray, low: int = 8) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _box3(x: torch.Tensor) -> torch.Tensor:
+    """(n, C, S, S) -> the same, 3x3 box-blurred (borders average only the pixels inside)."""
+    return nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+
 def _hash_input(x: torch.Tensor) -> torch.Tensor:
     """(n, C, S, S) in [0, 1] -> (n, C*S*S): 3x3-blurred, each channel of each image standardised
     (flat channels stay 0)."""
-    x = nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    x = _box3(x)
     x = x - x.mean(dim=(2, 3), keepdim=True)
     return (x / x.flatten(2).std(dim=2).clamp_min(0.02)[..., None, None]).flatten(1)
 
@@ -248,7 +253,7 @@ def group_labels(pairs: np.ndarray, n: int) -> np.ndarray:
 def _blurred(images: np.ndarray) -> torch.Tensor:
     """uint8 (n, H, W, C) -> (n, 32, 32) grayscale in [0, 1], 3x3-blurred (ignores compression noise)."""
     x = _small(images, gray=True)
-    return nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+    return _box3(x)[:, 0]
 
 
 def _standardised(x: torch.Tensor) -> torch.Tensor:
