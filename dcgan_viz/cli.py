@@ -56,6 +56,7 @@ def _run(fn):
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: str = typer.Option("rooms", help="Data spec: rooms, faces, fashion-mnist, mnist:DIR, folder:DIR, lsun:DIR, celeba:DIR, cifar10:DIR, prepared:DIR; options as rooms:count=5000,seed=1"),
     out: Path = typer.Option(Path("runs/default"), help="Run directory (log.jsonl, samples/, checkpoints/)."),
     image_size: int = typer.Option(_M.image_size, help="32, 64 or 128."),
@@ -80,32 +81,40 @@ def train(
     checkpoint_every: int = typer.Option(_T.checkpoint_every, help="Steps between checkpoints."),
     collapse_steps: int = typer.Option(_T.collapse_steps, help="Stop after this many steps with D(G(z)) ~ 0 (0 = never)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-cache directory for the data."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT exactly where it stopped."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT exactly where it stopped, with "
+                                "its own settings (run.json); --epochs, --max-steps, --device ... may change."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Train a DCGAN with the paper's defaults; writes a log, per-epoch sample grids and checkpoints."""
     def go() -> None:
         from .data.loading import load_imageset
         from .data.spec import DataSpec
-        from .train import Trainer
+        from .train import Trainer, resume_configs
 
-        ModelConfig(image_size=image_size, nz=nz, ngf=ngf, ndf=ndf, nc=channels or 3, z_dist=z_dist)  # validate early
-        TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, amp=amp, cuda_graph=cuda_graph,
-                    channels_last=channels_last)
+        given = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
+        model_opts = {"image_size": image_size, "nz": nz, "ngf": ngf, "ndf": ndf, "nc": channels, "z_dist": z_dist}
+        train_opts = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "beta1": beta1,
+                      "seed": seed, "device": device, "amp": amp, "cuda_graph": cuda_graph,
+                      "channels_last": channels_last, "checkpoint_every": checkpoint_every,
+                      "keep_checkpoints": keep_checkpoints, "max_seconds": max_seconds, "grid_every": grid_every,
+                      "collapse_steps": collapse_steps, "progress": not no_progress}
+        option_of = {"nc": "channels", "progress": "no_progress"}
         if resume:
             from .checkpoint import CheckpointError, run_checkpoints
 
             if not run_checkpoints(out):
                 raise CheckpointError(f"{out}: nothing to resume (no checkpoints/step-* inside)")
-        spec = DataSpec.parse(data, size=image_size, **({"channels": channels} if channels else {}))
-        images = load_imageset(spec, cache_dir=cache_dir, progress=not no_progress)
-        nc = int(images.images.shape[-1])
-        model = ModelConfig(image_size=image_size, nz=nz, ngf=ngf, ndf=ndf, nc=nc, z_dist=z_dist)
-        cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, beta1=beta1, seed=seed,
-                          device=device, amp=amp, cuda_graph=cuda_graph, channels_last=channels_last,
-                          checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, max_seconds=max_seconds,
-                          grid_every=grid_every,
-                          collapse_steps=collapse_steps, progress=not no_progress)
+            model, cfg, spec = resume_configs(
+                out, {k: v for k, v in model_opts.items() if option_of.get(k, k) in given},
+                {k: v for k, v in train_opts.items() if option_of.get(k, k) in given}, data if "data" in given else None)
+            images = load_imageset(spec, cache_dir=cache_dir, progress=cfg.progress)
+        else:
+            ModelConfig(**{**model_opts, "nc": channels or 3})  # validate early, before loading data
+            TrainConfig(**train_opts)
+            spec = DataSpec.parse(data, size=image_size, **({"channels": channels} if channels else {}))
+            images = load_imageset(spec, cache_dir=cache_dir, progress=not no_progress)
+            model = ModelConfig(**{**model_opts, "nc": int(images.images.shape[-1])})
+            cfg = TrainConfig(**train_opts)
         trainer = Trainer(model, cfg, images.spec, images.images, out, resume=resume)
         final = trainer.run()
         if final is not None:

@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,49 @@ class TrainConfig:
                               ("cuda_graph", ("auto", "on", "off"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+
+RUN_FILE = "run.json"
+# Train settings a resumed run may change: where and how fast it runs, and how far it goes. The rest
+# (batch size, optimiser, seed) define the run and must stay, or the resume would not be exact.
+RESUMABLE_TRAIN_SETTINGS = ("epochs", "max_steps", "max_seconds", "device", "amp", "channels_last", "cuda_graph",
+                            "checkpoint_every", "keep_checkpoints", "flush_every", "collapse_steps", "grid_every",
+                            "progress")
+
+
+def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, Any],
+                   data: str | None) -> tuple[ModelConfig, TrainConfig, DataSpec]:
+    """The configs of the run in ``run_dir`` (its run.json), for ``--resume`` without repeating options.
+
+    ``model`` / ``train``: only the settings the user gave explicitly; ``data``: the explicit data
+    spec text (parsed at the run's image size and channels) or None. Train settings in RESUMABLE_TRAIN_SETTINGS override the run's; any other explicit
+    setting must equal the run's, else ValueError naming it (a different model cannot resume).
+    """
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: nothing to resume (no {RUN_FILE} inside)")
+    try:
+        saved = json.loads(path.read_text())
+        run_model = ModelConfig.from_dict(saved["model"])
+        run_train = TrainConfig.from_dict(saved["train"])
+        run_data = DataSpec.from_dict(saved["data"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: unreadable run config ({exc})") from None
+    for name, value in model.items():
+        if getattr(run_model, name) != value:
+            raise ValueError(f"the run was trained with {name}={getattr(run_model, name)}, not {value}; "
+                             f"drop the option to resume it")
+    fixed = {k: v for k, v in train.items() if k not in RESUMABLE_TRAIN_SETTINGS}
+    for name, value in fixed.items():
+        if getattr(run_train, name) != value:
+            raise ValueError(f"the run was trained with {name}={getattr(run_train, name)}, not {value}; "
+                             f"a resumed run keeps it")
+    if data is not None:
+        spec = DataSpec.parse(data, size=run_data.size, channels=run_data.channels)
+        if replace(spec, content_hash=None) != replace(run_data, content_hash=None):
+            raise ValueError(f"the run was trained on data {run_data.to_dict()}, not {spec.to_dict()}")
+    resumed = TrainConfig.from_dict({**run_train.to_dict(), **{k: v for k, v in train.items() if k not in fixed}})
+    return run_model, resumed, run_data
 
 
 def _seeded(device: torch.device, *parts: int) -> torch.Generator:
@@ -404,7 +447,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         main = self.rank == 0
         if main:
-            (self.run_dir / "run.json").write_text(json.dumps({
+            (self.run_dir / RUN_FILE).write_text(json.dumps({
                 "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "data": self.data.to_dict(),
                 "world_size": self.world, "device": str(self.device), "amp": self.amp,
                 "channels_last": self.channels_last, "cuda_graph": self.use_graph,

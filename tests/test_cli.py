@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -23,11 +24,17 @@ def test_train_sample_info_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "s.png"
     res = runner.invoke(app, ["sample", str(run), "--out", str(out), "--n", "9", "--seed", "3", "--device", "cpu"])
     assert res.exit_code == 0 and out.stat().st_size > 0
-    res = runner.invoke(app, ["train", "--data", "rooms:count=64,test_count=16", "--image-size", "32", "--ngf", "8",
-                              "--ndf", "8", "--nz", "16", "--epochs", "3", "--batch-size", "16", "--out", str(run),
-                              "--device", "cpu", "--no-progress", "--resume"])
+    # --resume reads the run's own settings: only what changes (here the number of epochs) is given
+    res = runner.invoke(app, ["train", "--out", str(run), "--epochs", "3", "--no-progress", "--resume"])
     assert res.exit_code == 0, res.output
     assert (run / "samples" / "epoch_003.png").is_file()
+    assert json.loads((run / "run.json").read_text())["model"]["ngf"] == 8
+    for changed, named in ((["--ngf", "16"], "ngf=8"), (["--batch-size", "32"], "batch_size=16"),
+                           (["--data", "faces"], "trained on data")):
+        res = runner.invoke(app, ["train", "--out", str(run), "--epochs", "4", "--resume", *changed])
+        assert res.exit_code == 2 and named in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1
+    assert not (run / "samples" / "epoch_004.png").exists()
 
 
 def test_prepare_then_train_from_cache(tmp_path: Path) -> None:
