@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from dcgan_viz.analysis.dissection import QUANTILE
 from dcgan_viz.fsutil import atomic_write, atomic_write_json
 
 
@@ -37,6 +38,8 @@ def register(app: typer.Typer) -> None:
         images: int = typer.Option(2000, help="Training images searched for top activations and dissected."),
         random_seed: int = typer.Option(0, help="Seed of the random-init D (the control)."),
         dissection: bool = typer.Option(True, "--dissect/--no-dissect", help="Network dissection when the data has masks."),
+        quantile: float = typer.Option(QUANTILE, help="Dissection: fraction of each unit's activations above its "
+                                       "threshold (0.01 = top 1%, Bau et al. 2020; 0.005 = NetDissect 2017)."),
         latent_seed: int = typer.Option(0, help="G feature maps: latent (seed, index)."),
         latent_index: int = typer.Option(0, help="G feature maps: latent index."),
         cache_dir: Optional[Path] = typer.Option(Path("cache/analysis"), help="Cache of dissection results."),
@@ -81,7 +84,7 @@ def register(app: typer.Typer) -> None:
             if probe.masks is None:
                 typer.echo(f"no detector table: data {bundle.data.source!r} has no class masks")
                 return
-            results = dissect_checkpoint(bundle, images, random_seed, cache_dir)
+            results = dissect_checkpoint(bundle, images, random_seed, cache_dir, quantile=quantile)
             atomic_write_json(out / "detectors.json", {"rows": detector_table(results), "n_images": images,
                                                        "quantile": results[0].quantile,
                                                        "iou_threshold": results[0].iou_threshold})

@@ -124,6 +124,12 @@ def test_filters_cli(tiny_checkpoint, tmp_path) -> None:
     rows = json.loads((out / "detectors.json").read_text())["rows"]
     assert [(r["net"], r["layer"]) for r in rows] == [(n, f"conv{i}") for n in ("trained", "random") for i in (1, 2, 3)]
     assert len(list(cache.glob("dissection-*.json"))) == 2
+    assert json.loads((out / "detectors.json").read_text())["quantile"] == 0.01
+    strict = CliRunner().invoke(app, [*base, "--quantile", "0.005", "--layer", "conv3"])
+    assert strict.exit_code == 0 and json.loads((out / "detectors.json").read_text())["quantile"] == 0.005
+    assert len(list(cache.glob("dissection-*.json"))) == 4  # the quantile is part of the cache key
+    bad_quantile = CliRunner().invoke(app, [*base, "--quantile", "1.5"])
+    assert bad_quantile.exit_code == 2 and "quantile must be in (0, 1)" in bad_quantile.output
     bad_layer = CliRunner().invoke(app, [*base, "--layer", "conv9"])
     assert bad_layer.exit_code == 2 and "layers are conv1, conv2, conv3, conv4" in bad_layer.output
     bad_unit = CliRunner().invoke(app, [*base, "--filters", "30:34"])
