@@ -15,6 +15,7 @@ from dcgan_viz.analysis.filters import random_discriminator
 from dcgan_viz.analysis.representation import (
     UmapResult,
     feature_length,
+    fit_bytes,
     fit_svm,
     label_subset,
     pixel_features,
@@ -79,6 +80,27 @@ def test_svm_on_separable_toy() -> None:
     acc = {(s["features"], s["n_train"]): s["accuracy"] for s in table.scores}
     assert acc[("toy", 90)] == 1.0 and acc[("toy", 30)] > 0.95 and acc[("noise", 90)] < 0.7
     assert "| toy | 30 |" in table.markdown()
+
+
+def test_fit_svm_equals_the_scaler_pipeline_and_memory_limits_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dcgan_viz.analysis import representation as rep
+
+    (x, y), (tx, ty) = _toy(90, 0), _toy(60, 1)
+    noise = np.random.default_rng(2).normal(size=tx.shape).astype(np.float32)
+    ty_noisy = np.where(np.arange(60) % 4 == 0, (ty + 1) % 3, ty)  # some errors, so accuracy is informative
+    lean = fit_svm(x, y, tx + noise, ty_noisy, C=0.01)
+    reference = rep._svm(0.01, 0).fit(x, y).score(tx + noise, ty_noisy)
+    assert lean.accuracy == pytest.approx(reference) and 0.5 < lean.accuracy < 1.0
+    assert fit_bytes(60000, 7168) > 10e9  # the 60,000-label Fashion-MNIST fit that once ran out of memory
+    workers = []
+    real_pool = rep.ThreadPoolExecutor
+    monkeypatch.setattr(rep, "ThreadPoolExecutor", lambda n: workers.append(n) or real_pool(n))
+    features = {"toy": (x, tx), "noise": (noise.repeat(2, 0)[:90], noise)}
+    wide = svm_table(features, y, ty, label_counts=(None, 30), n_jobs=2)
+    monkeypatch.setattr(rep, "available_bytes", lambda: fit_bytes(90, 5) + 1)  # room for one fit at a time
+    narrow = svm_table(features, y, ty, label_counts=(None, 30), n_jobs=2)
+    assert workers[-1] == 1 and workers[-4] == 2  # [C selection x2, fits] per table
+    assert wide.scores == narrow.scores
 
 
 @pytest.fixture
