@@ -64,7 +64,8 @@ def main() -> None:
     log_rows = [r for r in log_rows if r["step"] <= best["step"]]
     ips = sorted(r["img_per_s"] for r in log_rows[len(log_rows) // 4:]) or [0.0]
     run_info = json.loads((args.run_dir / "run.json").read_text())
-    facts = {"device": f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+    threads = run_info.get("threads", torch.get_num_threads())  # runs before run.json kept it: this process's
+    facts = {"device": f"CPU ({platform.processor() or platform.machine()}, {threads} threads)",
              "torch": torch.__version__, "median_img_per_s": ips[len(ips) // 2],
              "wall_seconds": round(sum(run_info["train"]["batch_size"] / max(r["img_per_s"], 1e-9) for r in log_rows), 1),
              "amp_bf16": run_info["amp"], "cuda_graph": run_info["cuda_graph"], "channels_last": run_info["channels_last"],
