@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
         data: str = typer.Option("fashion-mnist", help="Labelled data spec (its train and test splits), "
                                  "resized to the checkpoint's image size and channels."),
         out: Path = typer.Option(Path("represent"), help="Output directory (accuracy JSON/Markdown/HTML, UMAP HTML)."),
-        train_count: int = typer.Option(10000, help="First N training images for the all-label rows (CPU time)."),
+        train_count: Optional[int] = typer.Option(None, help="First N training images for the all-label rows "
+                                                  "(default: the whole train split; 60,000 Fashion-MNIST images "
+                                                  "need about 15 GB of memory for the SVM)."),
         test_count: int = typer.Option(10000, help="First N test-split images scored."),
         labels: int = typer.Option(1000, help="Few-label rows: class-balanced labelled subset (the paper's SVHN protocol)."),
         umap_real: int = typer.Option(1000, help="Real test images in the UMAP (0 = no UMAP)."),
@@ -43,7 +45,7 @@ def register(app: typer.Typer) -> None:
             from dcgan_viz.data.spec import DataSpec
             from dcgan_viz.plots.representation import accuracy_figure, umap_figure
 
-            if min(train_count, test_count, labels) < 10:
+            if min(train_count or 10, test_count, labels) < 10:
                 raise ValueError("--train-count, --test-count and --labels must be at least 10")
             bundle = load_checkpoint(checkpoint, device=device)
             spec = DataSpec.parse(data, size=bundle.config.image_size, channels=bundle.config.nc)

@@ -46,9 +46,9 @@ def filters_section(ctx: FigureContext) -> Section:
     totals = {r.label: sum(row[cn] for row in rows if row["net"] == r.label for cn in names) for r in results}
     per_class = {r.label: {cn: sum(row[cn] for row in rows if row["net"] == r.label) for cn in names} for r in results}
     s.numbers = {"detectors": totals, "per_class": per_class, "iou_threshold": results[0].iou_threshold,
-                 "n_images": c.filter_images, "rows": rows}
+                 "quantile": results[0].quantile, "n_images": c.filter_images, "rows": rows}
     s.measured = (f"detector units (IoU > {results[0].iou_threshold:g} with a ground-truth class, all D layers, "
-                  f"{c.filter_images} images): trained {totals.get('trained', 0)} vs random {totals.get('random', 0)}; "
+                  f"top-{100 * results[0].quantile:g}% activation threshold, {c.filter_images} images): trained {totals.get('trained', 0)} vs random {totals.get('random', 0)}; "
                   "window detectors trained " + str(per_class.get("trained", {}).get("window", 0))
                   + " vs random " + str(per_class.get("random", {}).get("window", 0)) + ".")
     return s
