@@ -106,7 +106,8 @@ def train(
                 raise CheckpointError(f"{out}: nothing to resume (no checkpoints/step-* inside)")
             model, cfg, spec = resume_configs(
                 out, {k: v for k, v in model_opts.items() if option_of.get(k, k) in given},
-                {k: v for k, v in train_opts.items() if option_of.get(k, k) in given}, data if "data" in given else None)
+                {k: v for k, v in train_opts.items() if option_of.get(k, k) in given} | {"progress": not no_progress},
+                data if "data" in given else None)
             images = load_imageset(spec, cache_dir=cache_dir, progress=cfg.progress)
         else:
             ModelConfig(**{**model_opts, "nc": channels or 3})  # validate early, before loading data

@@ -108,8 +108,9 @@ def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, 
     """The configs of the run in ``run_dir`` (its run.json), for ``--resume`` without repeating options.
 
     ``model`` / ``train``: only the settings the user gave explicitly; ``data``: the explicit data
-    spec text (parsed at the run's image size and channels) or None. Train settings in RESUMABLE_TRAIN_SETTINGS override the run's; any other explicit
-    setting must equal the run's, else ValueError naming it (a different model cannot resume).
+    spec text (parsed at the run's image size and channels) or None. Train settings in
+    RESUMABLE_TRAIN_SETTINGS override the run's; any other explicit setting must equal the run's,
+    else ValueError naming it (a different model cannot resume).
     """
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
