@@ -17,7 +17,7 @@ from dash import Input, Output, State, callback, dcc, html
 
 from apps.app import app_state
 from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input, one_line
-from dcgan_viz.analysis.dissection import detector_table, dissect_checkpoint
+from dcgan_viz.analysis.dissection import QUANTILE, detector_table, dissect_checkpoint
 from dcgan_viz.analysis.filters import filter_responses, generator_feature_maps, probe_set, random_discriminator
 from dcgan_viz.analysis.guided import check_units
 from dcgan_viz.commands.filters import parse_filters as _cli_parse_filters
@@ -33,6 +33,7 @@ DEFAULT_IMAGES = 256  # probe images for Fig. 5 (the CLI uses 2000)
 MAX_IMAGES = 2000
 MAX_FILTERS = 16
 DEFAULT_DISSECT_IMAGES = 500  # the CLI dissects 2000; a few minutes on CPU
+DISSECT_QUANTILES = {0.01: "top 1% (Bau et al. 2020)", 0.005: "top 0.5% (NetDissect 2017)"}
 CACHE_DIR = Path("cache/analysis")  # the CLI's --cache-dir default
 CACHE_KEY = "DCGAN_ANALYSIS_CACHE"  # optional override in server.config (tests)
 
@@ -125,6 +126,9 @@ def layout(checkpoint: str | None = None, layer: str | None = None, filters: str
         html.Div([
             html.Label(["dissection images ", _number_input("filters-dissect-images", DEFAULT_DISSECT_IMAGES, 1,
                                                              MAX_IMAGES)]),
+            html.Label(["unit threshold ", dcc.Dropdown(
+                id="filters-dissect-quantile", value=QUANTILE, clearable=False, style={"width": "16em"},
+                options=[{"label": label, "value": q} for q, label in DISSECT_QUANTILES.items()])]),
             html.Button("Run dissection", id="filters-dissect-run", n_clicks=0),
         ], style=row),
         html.Div(f"Counts units of every hidden D layer (trained vs random init) that detect a class of the "
@@ -194,15 +198,18 @@ def detector_html_table(rows: list[dict]) -> html.Table:
 
 
 @callback(Output("filters-dissect-output", "children"), Input("filters-dissect-run", "n_clicks"),
-          State("filters-checkpoint", "value"), State("filters-dissect-images", "value"), prevent_initial_call=True)
-def run_dissection(n_clicks, checkpoint, images):
+          State("filters-checkpoint", "value"), State("filters-dissect-images", "value"),
+          State("filters-dissect-quantile", "value"), prevent_initial_call=True)
+def run_dissection(n_clicks, checkpoint, images, quantile=QUANTILE):
     """The detector table and bar chart (trained vs random D), from the cache or computed now."""
     if not n_clicks:
         return dash.no_update
     try:
         count = parse_count(images, "dissection images")
+        if not isinstance(quantile, (int, float)) or quantile not in DISSECT_QUANTILES:
+            raise ValueError(f"unit threshold must be one of {list(DISSECT_QUANTILES)}, got {quantile!r}")
         bundle = app_state()[1].get(checked_checkpoint(checkpoint))
-        results = dissect_checkpoint(bundle, count, RANDOM_SEED, cache_dir())
+        results = dissect_checkpoint(bundle, count, RANDOM_SEED, cache_dir(), quantile=float(quantile))
     except Exception as exc:  # noqa: BLE001 - e.g. data without masks: one line, never a traceback
         return error_box(one_line(exc))
     r = results[0]

@@ -81,6 +81,11 @@ def test_dissection_table(dashboard):
     assert "32 images" in out.children[1].children
     assert any(Path(page.cache_dir()).iterdir())  # cached on disk: the next press is instant
     assert "must be a whole number" in page.run_dissection(1, ckpt, 5000).children
+    assert "P(a > T_k) = 0.01," in out.children[1].children  # the default: top 1%
+    strict = page.run_dissection(1, ckpt, 32, 0.005)
+    assert "P(a > T_k) = 0.005," in strict.children[1].children
+    for bad in (0.3, "0.01", [0.01]):
+        assert "unit threshold must be one of [0.01, 0.005]" in page.run_dissection(1, ckpt, 32, bad).children
 
 
 def test_url_state_round_trips(dashboard):
