@@ -115,6 +115,7 @@ def available_bytes() -> int:
     except (ValueError, OSError, AttributeError):
         return 1 << 62  # unknown: do not limit
 
+
 def _cv_score(x: np.ndarray, y: np.ndarray, C: float, folds: int, seed: int) -> float:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import StratifiedKFold, cross_val_score
