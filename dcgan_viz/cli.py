@@ -100,10 +100,6 @@ def train(
                       "collapse_steps": collapse_steps, "progress": not no_progress}
         option_of = {"nc": "channels", "progress": "no_progress"}
         if resume:
-            from .checkpoint import CheckpointError, run_checkpoints
-
-            if not run_checkpoints(out):
-                raise CheckpointError(f"{out}: nothing to resume (no checkpoints/step-* inside)")
             model, cfg, spec = resume_configs(
                 out, {k: v for k, v in model_opts.items() if option_of.get(k, k) in given},
                 {k: v for k, v in train_opts.items() if option_of.get(k, k) in given} | {"progress": not no_progress},

@@ -103,6 +103,14 @@ RESUMABLE_TRAIN_SETTINGS = ("epochs", "max_steps", "max_seconds", "device", "amp
                             "progress")
 
 
+def _resume_checkpoint(run_dir: str | Path) -> Path:
+    """The newest complete checkpoint of the run, or CheckpointError: there is nothing to resume."""
+    found = run_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoints/step-* inside)")
+    return found[-1]
+
+
 def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, Any],
                    data: str | None) -> tuple[ModelConfig, TrainConfig, DataSpec]:
     """The configs of the run in ``run_dir`` (its run.json), for ``--resume`` without repeating options.
@@ -112,6 +120,7 @@ def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, 
     RESUMABLE_TRAIN_SETTINGS override the run's; any other explicit setting must equal the run's,
     else ValueError naming it (a different model cannot resume).
     """
+    _resume_checkpoint(run_dir)
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {RUN_FILE} inside)")
@@ -354,10 +363,7 @@ class Trainer:
     # -- resume -------------------------------------------------------------------------
     def _load_resume(self) -> None:
         self._resume_state = None
-        found = run_checkpoints(self.run_dir)
-        if not found:
-            raise CheckpointError(f"{self.run_dir}: nothing to resume (no checkpoints/step-* inside)")
-        path = found[-1]
+        path = _resume_checkpoint(self.run_dir)
         meta = load_weights_into(path, self.G, self.D)
         if DataSpec.from_dict(meta.get("data") or {}) != self.data:
             raise CheckpointError(f"{path}: checkpoint was trained on different data ({meta.get('data')})")

@@ -31,6 +31,7 @@ from dcgan_viz.evaluation import load_evaluator  # noqa: E402
 from dcgan_viz.evaluation.quality import frechet_by_checkpoint  # noqa: E402
 from dcgan_viz.images import grid, save_png  # noqa: E402
 from dcgan_viz.sampling import generate  # noqa: E402
+from dcgan_viz.train import RUN_FILE  # noqa: E402
 
 
 def main() -> None:
@@ -63,7 +64,7 @@ def main() -> None:
     log_rows = [json.loads(x) for x in (args.run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
     log_rows = [r for r in log_rows if r["step"] <= best["step"]]
     ips = sorted(r["img_per_s"] for r in log_rows[len(log_rows) // 4:]) or [0.0]
-    run_info = json.loads((args.run_dir / "run.json").read_text())
+    run_info = json.loads((args.run_dir / RUN_FILE).read_text())
     threads = run_info.get("threads", torch.get_num_threads())  # runs before run.json kept it: this process's
     facts = {"device": f"CPU ({platform.processor() or platform.machine()}, {threads} threads)",
              "torch": torch.__version__, "median_img_per_s": ips[len(ips) // 2],
