@@ -104,6 +104,14 @@ class _BlockNet(nn.Module):
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def forward_from(self, layer: str, h: torch.Tensor) -> torch.Tensor:
+        """The network's output given ``layer``'s output h (B, C_layer, s, s): only the blocks after it run."""
+        if layer not in self.layer_names:
+            raise KeyError(f"unknown layer {layer!r}; layers are {list(self.layer_names)}")
+        for name in self.layer_names[self.layer_names.index(layer) + 1 :]:
+            h = getattr(self, name)(h)
+        return h
+
     def layer_channels(self) -> dict[str, int]:
         """Number of feature maps (units) of each layer."""
         return {name: block.conv.out_channels for name, block in self._blocks()}

@@ -32,6 +32,11 @@ def test_shapes_and_named_layers(cfg: ModelConfig) -> None:
     assert list(dfeats) == ["conv2"] and dfeats["conv2"].shape[1] == cfg.ndf * 2
     assert G.z_size == cfg.nz
     assert G.layer_channels()["conv1"] == cfg.ngf * 2 ** (n - 2)
+    G.eval()
+    assert torch.equal(G.forward_from("conv2", G.features(z, ["conv2"])["conv2"]), G(z))
+    assert torch.equal(G.forward_from(G.layer_names[-1], x), x)
+    with pytest.raises(KeyError, match="unknown layer"):
+        G.forward_from("conv9", x)
 
 
 def test_strided_convs_no_pooling_no_fc() -> None:

@@ -309,9 +309,9 @@ def compare_images(bundle, seed: int, layer: str, units: list[int], box: list[in
 def removal_result(bundle, segmenter, classes: list[str], seg_key: str, class_name: str, layer: str, n: int,
                    seed: int, probe_weights: list[float] | None, directory: str | Path | None,
                    progress: Callable[[int, int], None] = lambda i, total: None) -> tuple[A.RemovalResult, str]:
-    """(ACE result of rankings probe / optimized / dissection / random over latents (seed, 0..n-1), probe
+    """(ACE result of rankings probe / optimized / greedy / dissection / random over latents (seed, 0..n-1), probe
     source). The probe is ``probe_weights`` when given, else fitted on the segmenter's labels of
-    latents (seed + 1, 0..N_FIT-1); the optimised mask and dissection use those too. Cached under ``directory``."""
+    latents (seed + 1, 0..N_FIT-1); the optimised mask, greedy selection and dissection use those too. Cached under ``directory``."""
     G = bundle.G
     A.check_layer(G, layer)
     if class_name not in classes:
@@ -576,7 +576,7 @@ def ace_curve(set_progress: Callable[[tuple[str, str]], None], checkpoint, layer
             source = f"the fitted probe ({probe.get('source', 'fitted')})"
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
         return error_box(one_line(exc))
-    note = (f"probe ranking from {source}; optimised mask and dissection IoU on {N_FIT} latents (seed {seed + 1}); random seed {seed}; "
+    note = (f"probe ranking from {source}; optimised mask, greedy selection and dissection IoU on {N_FIT} latents (seed {seed + 1}); random seed {seed}; "
             f"baseline {result.baseline_pixels.get(result.class_name)} {result.class_name} pixels")
     return html.Div([dcc.Graph(figure=removal_figure(result)), html.Div(note, style=CAPTION_STYLE)])
 

@@ -1,6 +1,6 @@
 """The whole "forget to draw a class" experiment (paper section 6.1, measured as GAN Dissection's
-ACE): label fitting latents, fit the probe, rank units four ways (probe weight, GAN Dissection's
-optimised ablation mask, dissection IoU, random), measure removal.
+ACE): label fitting latents, fit the probe, rank units five ways (probe weight, GAN Dissection's
+optimised ablation mask, greedy hard ablation, dissection IoU, random), measure removal.
 
 One function shared by ``dcgan-viz forget``, the scripted figures and the dashboard, so there
 is one implementation of the protocol. The removal measurement (the expensive part) is cached
@@ -22,13 +22,14 @@ from . import ablation as A
 
 @dataclass
 class ForgetExperiment:
-    """probe (fitted on boxes or segmenter labels), the optimised ablation mask, dissection IoU per
-    unit (C,), the four unit rankings {probe, optimized, dissection, random} each (C,), and the
-    removal measurement."""
+    """probe (fitted on boxes or segmenter labels), the optimised ablation mask, the greedy
+    selection, dissection IoU per unit (C,), the five unit rankings {probe, optimized, greedy,
+    dissection, random} each (C,), and the removal measurement."""
 
     probe: A.Probe
     probe_source: str
     optimized: A.OptimizedAblation
+    greedy: A.GreedyAblation
     iou: np.ndarray
     rankings: dict[str, np.ndarray]
     removal: A.RemovalResult
@@ -46,7 +47,10 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
     boxes, ``[{seed, index, boxes: [[x0, y0, x1, y1], ...]}, ...]`` — are given); removal is
     measured on latents (seed, 0..n-1), which never overlap the automatic fitting latents.
     ``probe``: an already fitted probe of ``layer`` (e.g. drawn in the dashboard) instead of fitting
-    one. The optimised mask is fitted on the automatic-label latents (cached like the removal).
+    one. The optimised mask is fitted on the automatic-label latents; the greedy selection
+    (``A.greedy_ablation``) picks ``A.greedy_plan`` units (10% of the layer) among the mask's top
+    units on the first ``GREEDY_DEFAULTS["n_latents"]`` of them, its ranking continuing in the
+    mask's order (both cached like the removal).
     ``progress(step, total)``: 0 before, 1 after fitting, then one step per measured ranking."""
     from ..cache import cache_key, cached
 
@@ -68,7 +72,7 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
     size = bundle.config.image_size
     cid = classes.index(class_name)
     report = progress or (lambda step, total: None)
-    total = 1 + 4  # step 1: labels, probe, optimised mask and dissection; then one per ranking
+    total = 1 + 5  # step 1: labels, probe, optimised mask, greedy selection, dissection; then one per ranking
     report(0, total)
 
     z_fit = latents(bundle.config, fit_seed, n_fit, device=bundle.device)
@@ -91,7 +95,14 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
                         layer=layer, n_fit=n_fit, fit_seed=fit_seed, params=A.OPTIMIZE_DEFAULTS)
     optimized = cached(cache_dir, opt_key, A.OptimizedAblation,
                        lambda: A.optimize_ablation(G, segmenter, z_fit, layer, cid, class_name))
+    g = A.GREEDY_DEFAULTS
+    n_greedy, pool = A.greedy_plan(n_units, g["budget"], g["pool_factor"])
+    greedy_key = cache_key("greedy-ablation", mask=opt_key, params=g)
+    greedy = cached(cache_dir, greedy_key, A.GreedyAblation,
+                    lambda: A.greedy_ablation(G, segmenter, z_fit[: g["n_latents"]], layer, cid, class_name, n_greedy,
+                                              optimized.units_by_alpha[:pool], g["keep_others"]))
     rankings = {"probe": probe.units_by_weight, "optimized": optimized.units_by_alpha,
+                "greedy": greedy.ranking(optimized.units_by_alpha),
                 "dissection": np.argsort(-iou, kind="stable"), "random": A.random_ranking(n_units, seed)}
     report(1, total)
     done = iter(range(2, total + 1))
@@ -100,7 +111,7 @@ def forget_experiment(bundle, segmenter, classes: Sequence[str], class_name: str
     removal = cached(cache_dir, key, A.RemovalResult,
                      lambda: A.removal_curve(bundle, segmenter, class_name, layer, rankings, counts, n, seed, classes,
                                              on_ranking=lambda name: report(next(done), total)))
-    return ForgetExperiment(probe, source, optimized, iou, rankings, removal, n_fit, fit_seed)
+    return ForgetExperiment(probe, source, optimized, greedy, iou, rankings, removal, n_fit, fit_seed)
 
 
 @torch.no_grad()

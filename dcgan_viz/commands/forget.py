@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         cache_dir: Optional[Path] = typer.Option(Path("cache/analysis"), help="Cache of removal measurements."),
         device: Optional[str] = typer.Option(None, help="cpu, cuda (default: CUDA when available)."),
     ) -> None:
-        """Drop the generator units that draw a class; ACE per ranking (probe, optimized, dissection, random)."""
+        """Drop the generator units that draw a class; ACE per ranking (probe, optimized, greedy, dissection, random)."""
         from dcgan_viz.cli import _run
 
         def go() -> None:
@@ -108,6 +108,9 @@ def register(app: typer.Typer) -> None:
                                "quantile": A.QUANTILE},
                 "optimized": {"alpha": exp.optimized.alpha.tolist(), "units_by_alpha": rankings["optimized"].tolist(),
                               "remaining_on_fit": exp.optimized.remaining, "params": A.OPTIMIZE_DEFAULTS},
+                "greedy": {"units": exp.greedy.units.tolist(), "removed_on_fit": exp.greedy.removed.tolist(),
+                           "other_change_on_fit": exp.greedy.other_change.tolist(),
+                           "candidates": exp.greedy.candidates.tolist(), "params": A.GREEDY_DEFAULTS},
                 "random": rankings["random"].tolist(), "with_without_units": k_show})
             atomic_write_json(out / "removal.json", result.to_dict() | {"fit_seed": fit_seed, "n_fit": n_fit,
                                                                          "probe_source": probe_source})

@@ -56,7 +56,7 @@ def filters_section(ctx: FigureContext) -> Section:
 
 def removal_section(ctx: FigureContext) -> Section:
     """Fig. 6: drop the units of G's second-highest layer that the probe picks for windows; the
-    ACE table and curve over ``removal_n`` latents for probe, optimized, dissection and random rankings."""
+    ACE table and curve over ``removal_n`` latents for probe, optimized, greedy, dissection and random rankings."""
     import torch
 
     from ..analysis import ablation as A

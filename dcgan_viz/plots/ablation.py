@@ -8,13 +8,13 @@ from plotly.subplots import make_subplots
 
 from ..analysis.ablation import RemovalResult
 
-COLORS = {"probe": "#4c72b0", "optimized": "#55a868", "dissection": "#dd8452", "random": "#7f7f7f"}
+COLORS = {"probe": "#4c72b0", "optimized": "#55a868", "greedy": "#c44e52", "dissection": "#dd8452", "random": "#7f7f7f"}
 
 
 def removal_figure(result: RemovalResult) -> go.Figure:
     """Two panels over the number of units dropped: the fraction of ``result.class_name`` pixels
     removed (ACE) and the largest relative change of another class's pixel count, one line per
-    ranking (probe / optimized / dissection / random)."""
+    ranking (probe / optimized / greedy / dissection / random)."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=(f"{result.class_name} pixels removed (ACE)", "max |other-class change|"))
     rankings = list(dict.fromkeys(r["ranking"] for r in result.rows))

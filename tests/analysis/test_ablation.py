@@ -188,6 +188,46 @@ def test_optimized_mask_finds_the_drawing_unit_and_stays_off_for_an_undrawn_clas
     assert all(torch.equal(v, weights[k]) for k, v in G.state_dict().items())
 
 
+class _RedGreenSegmenter(torch.nn.Module):
+    """'window' (class 3) where red > 0.1, 'bed' (class 4) where green > 0.1 (window wins), else 'wall'."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 9, *x.shape[2:]) - 20.0
+        logits[:, 0] = 0.0
+        logits[:, 3] = 20 * (x[:, 0] - 0.1)
+        logits[:, 4] = 10 * (x[:, 1] - 0.1)
+        return logits
+
+
+def test_greedy_ablation_takes_the_drawing_unit_and_spares_the_unit_of_another_class():
+    G = _planted_generator()  # conv3 unit 0 draws red (window), unit 1 green (bed), units 2-7 nothing
+    weights = {k: v.clone() for k, v in G.state_dict().items()}
+    z = latents(CFG, 1, 24)
+    seg = _RedGreenSegmenter()
+    g = A.greedy_ablation(G, seg, z, "conv3", 3, "window", max_units=7, batch_size=10)
+    assert g.units[0] == 0 and g.removed[0] == pytest.approx(1.0)
+    assert g.other_change[0] < 0.5  # only former window pixels that were also green become bed
+    assert 1 not in g.units.tolist()  # dropping the bed unit would change beds by 100%: left for last
+    assert g.ranking().tolist()[-1] == 1 and sorted(g.ranking().tolist()) == list(range(8))
+    careless = A.greedy_ablation(G, seg, z, "conv3", 3, "window", max_units=2, keep_others=0.0,
+                                 candidates=[0, 1, 2, 3])
+    assert careless.units.tolist() == [0, 1] and careless.other_change[1] == pytest.approx(1.0)
+    bed = A.greedy_ablation(G, seg, z, "conv3", 4, "bed", max_units=1)
+    assert bed.units.tolist() == [1]  # the control class: its own unit, not the window unit
+    with pytest.raises(ValueError, match="labels no pixels"):
+        A.greedy_ablation(G, seg, z, "conv3", 5, "door", max_units=1)  # nothing draws doors
+    with pytest.raises(ValueError, match="max_units"):
+        A.greedy_ablation(G, seg, z, "conv3", 3, max_units=3, candidates=[0, 1])
+    with pytest.raises(ValueError, match="distinct units"):
+        A.greedy_ablation(G, seg, z, "conv3", 3, candidates=[0, 8])
+    assert not G.conv3._forward_hooks
+    assert all(torch.equal(v, weights[k]) for k, v in G.state_dict().items())
+
+
 def test_removal_curve_planted_unit_removes_class_and_random_control_does_not():
     class B:  # a minimal bundle
         config, G, device, path = CFG, _planted_generator(), torch.device("cpu"), "tiny"
@@ -236,9 +276,12 @@ def test_cli_forget_end_to_end_and_errors(tiny_setup, monkeypatch):
     for name in ("with_without.png", "units.json", "removal.json", "removal.md"):
         assert (out / name).is_file()
     removal = json.loads((out / "removal.json").read_text())
-    assert {r["ranking"] for r in removal["rows"]} == {"probe", "optimized", "dissection", "random"}
+    assert {r["ranking"] for r in removal["rows"]} == {"probe", "optimized", "greedy", "dissection", "random"}
     units = json.loads((out / "units.json").read_text())
     assert len(units["probe"]["weights"]) == 8 and sorted(units["optimized"]["units_by_alpha"]) == list(range(8))
+    assert len(units["greedy"]["units"]) == 1 and len(units["greedy"]["candidates"]) == 3  # 10% of 8, from 3x
+    greedy_rows = {r["count"]: r["units"] for r in removal["rows"] if r["ranking"] == "greedy"}
+    assert greedy_rows[1] == units["greedy"]["units"] and len(set(greedy_rows[2])) == 2
 
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([{"seed": 1, "index": i, "boxes": [[0, 0, 16, 16]]} for i in range(4)]))

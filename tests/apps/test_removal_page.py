@@ -268,14 +268,15 @@ def test_removal_curve_with_a_tiny_segmenter_is_cached(dashboard, tmp_path, monk
     steps = []
     result, source = page.removal_result(bundle, seg, classes, seg_key, cls, "conv2", 12, 0, None, tmp_path / "c",
                                          lambda i, total: steps.append((i, total)))
-    assert steps == [(i, 5) for i in range(6)]
-    assert {r["ranking"] for r in result.rows} == {"probe", "optimized", "dissection", "random"}
+    assert steps == [(i, 6) for i in range(7)]
+    assert {r["ranking"] for r in result.rows} == {"probe", "optimized", "greedy", "dissection", "random"}
     assert sorted({r["count"] for r in result.rows}) == page.removal_counts(16) == [1, 2, 3, 4]
     assert "segmenter labels" in source
     monkeypatch.setattr(A, "removal_curve", lambda *a, **k: pytest.fail("not served from the cache"))
     monkeypatch.setattr(A, "optimize_ablation", lambda *a, **k: pytest.fail("mask not served from the cache"))
+    monkeypatch.setattr(A, "greedy_ablation", lambda *a, **k: pytest.fail("greedy not served from the cache"))
     again, _ = page.removal_result(bundle, seg, classes, seg_key, cls, "conv2", 12, 0, None, tmp_path / "c")
     assert again.rows == result.rows
     from dcgan_viz.plots.ablation import removal_figure
 
-    assert len(removal_figure(again).data) == 8
+    assert len(removal_figure(again).data) == 10
