@@ -157,20 +157,26 @@ class _RedSegmenter(torch.nn.Module):
         return logits
 
 
-class _SoftRedSegmenter(torch.nn.Module):
-    """Differentiable: 'window' (class 3) logit 12 * red - 6 against 'wall' (class 0) at 0; 'bed'
-    (class 4) logit 12 * blue - 6 (no unit of the planted generator draws blue)."""
+class _ColourSegmenter(torch.nn.Module):
+    """Differentiable: 'wall' (class 0) logit 0; 'window' (class 3) logit a * x[:, c] - b for
+    ``window`` = (c, a, b); 'bed' (class 4) likewise from ``bed``; every other class -20."""
 
-    def __init__(self):
+    def __init__(self, window: tuple[int, float, float], bed: tuple[int, float, float]):
         super().__init__()
         self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.rules = {3: window, 4: bed}
 
     def forward(self, x):
         logits = torch.zeros(x.shape[0], 9, *x.shape[2:]) - 20.0
         logits[:, 0] = 0.0
-        logits[:, 3] = 12 * x[:, 0] - 6
-        logits[:, 4] = 12 * x[:, 2] - 6
+        for cls, (c, a, b) in self.rules.items():
+            logits[:, cls] = a * x[:, c] - b
         return logits
+
+
+def _SoftRedSegmenter():
+    """window: 12 * red - 6; bed: 12 * blue - 6 (no unit of the planted generator draws blue)."""
+    return _ColourSegmenter(window=(0, 12.0, 6.0), bed=(2, 12.0, 6.0))
 
 
 def test_optimized_mask_finds_the_drawing_unit_and_stays_off_for_an_undrawn_class():
@@ -188,19 +194,9 @@ def test_optimized_mask_finds_the_drawing_unit_and_stays_off_for_an_undrawn_clas
     assert all(torch.equal(v, weights[k]) for k, v in G.state_dict().items())
 
 
-class _RedGreenSegmenter(torch.nn.Module):
-    """'window' (class 3) where red > 0.1, 'bed' (class 4) where green > 0.1 (window wins), else 'wall'."""
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        logits = torch.zeros(x.shape[0], 9, *x.shape[2:]) - 20.0
-        logits[:, 0] = 0.0
-        logits[:, 3] = 20 * (x[:, 0] - 0.1)
-        logits[:, 4] = 10 * (x[:, 1] - 0.1)
-        return logits
+def _RedGreenSegmenter():
+    """window where red > 0.1, bed where green > 0.1 (the larger logit where both), else wall."""
+    return _ColourSegmenter(window=(0, 20.0, 2.0), bed=(1, 10.0, 1.0))
 
 
 def test_greedy_ablation_takes_the_drawing_unit_and_spares_the_unit_of_another_class():
