@@ -448,17 +448,30 @@ class Trainer:
 
     _collapse_run = 0
 
+    def _earlier_segments(self) -> list[dict]:
+        """Where and on how many threads the run trained before this (resumed) start: the
+        ``segments`` of the run's previous run.json, cut at this start step (steps past the last
+        checkpoint are retrained now). A fresh run has none."""
+        path = self.run_dir / RUN_FILE
+        if self.step == 0 or not path.is_file():
+            return []
+        old = json.loads(path.read_text())
+        segs = old.get("segments") or [{"start_step": 0, "device": old.get("device"), "threads": old.get("threads")}]
+        return [seg for seg in segs if seg["start_step"] < self.step]
+
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Path | None:
         """Train to ``total_steps``; returns the final checkpoint path (rank 0) or None."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         main = self.rank == 0
         if main:
+            here = {"start_step": self.step, "device": str(self.device), "threads": torch.get_num_threads()}
             (self.run_dir / RUN_FILE).write_text(json.dumps({
                 "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "data": self.data.to_dict(),
                 "world_size": self.world, "device": str(self.device), "threads": torch.get_num_threads(), "amp": self.amp,
                 "channels_last": self.channels_last, "cuda_graph": self.use_graph,
                 "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                "segments": self._earlier_segments() + [here],
             }, indent=2) + "\n")
         log_fh = open(self.run_dir / LOG_FILE, "a") if main else None
         bar = None

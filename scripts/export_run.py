@@ -34,6 +34,21 @@ from dcgan_viz.sampling import generate  # noqa: E402
 from dcgan_viz.train import RUN_FILE  # noqa: E402
 
 
+def _threads(run_info: dict, step: int) -> str:
+    """'2 threads', or '2 threads to step 4686, then 1' for a run resumed with another thread count
+    (run.json's segments up to ``step``; runs from before run.json kept threads: this process's)."""
+    segments = run_info.get("segments") or [{"start_step": 0, "threads": run_info.get("threads", torch.get_num_threads())}]
+    segments = [g for g in segments if g["start_step"] < step]
+    def threads(n: int) -> str:
+        return f"{n} thread" + ("s" if n != 1 else "")
+
+    if len({g["threads"] for g in segments}) == 1:
+        return threads(segments[0]["threads"])
+    parts = [threads(g["threads"]) + (f" to step {nxt['start_step']}" if nxt else "")
+             for g, nxt in zip(segments, segments[1:] + [None])]
+    return ", then ".join(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir", type=Path)
@@ -65,8 +80,7 @@ def main() -> None:
     log_rows = [r for r in log_rows if r["step"] <= best["step"]]
     ips = sorted(r["img_per_s"] for r in log_rows[len(log_rows) // 4:]) or [0.0]
     run_info = json.loads((args.run_dir / RUN_FILE).read_text())
-    threads = run_info.get("threads", torch.get_num_threads())  # runs before run.json kept it: this process's
-    facts = {"device": f"CPU ({platform.processor() or platform.machine()}, {threads} threads)",
+    facts = {"device": f"CPU ({platform.processor() or platform.machine()}, {_threads(run_info, best['step'])})",
              "torch": torch.__version__, "median_img_per_s": ips[len(ips) // 2],
              "wall_seconds": round(sum(run_info["train"]["batch_size"] / max(r["img_per_s"], 1e-9) for r in log_rows), 1),
              "amp_bf16": run_info["amp"], "cuda_graph": run_info["cuda_graph"], "channels_last": run_info["channels_last"],

@@ -28,13 +28,16 @@ def test_train_sample_info_end_to_end(tmp_path: Path) -> None:
     res = runner.invoke(app, ["train", "--out", str(run), "--epochs", "3", "--no-progress", "--resume"])
     assert res.exit_code == 0, res.output
     assert (run / "samples" / "epoch_003.png").is_file()
-    assert json.loads((run / "run.json").read_text())["model"]["ngf"] == 8
+    info = json.loads((run / "run.json").read_text())
+    assert info["model"]["ngf"] == 8
+    assert [(g["start_step"], g["device"]) for g in info["segments"]] == [(0, "cpu"), (8, "cpu")]  # where each part ran
     for changed, named in ((["--ngf", "16"], "ngf=8"), (["--batch-size", "32"], "batch_size=16"),
                            (["--data", "faces"], "trained on data")):
         res = runner.invoke(app, ["train", "--out", str(run), "--epochs", "4", "--resume", *changed])
         assert res.exit_code == 2 and named in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1
     assert not (run / "samples" / "epoch_004.png").exists()
+    assert json.loads((run / "run.json").read_text())["segments"] == info["segments"]  # refused: nothing rewritten
 
 
 def test_prepare_then_train_from_cache(tmp_path: Path) -> None:
