@@ -93,16 +93,20 @@ CARDS = {
                 "training images, seed 0; 10,000 held out). **Provisional: trained on a 2-core CPU.**",
         reproduce="`dcgan-viz train --data faces --image-size 64 --ngf 64 --ndf 64 --epochs 6 --batch-size 128 --amp bf16 "
                   "--channels-last on --checkpoint-every 781 --keep-checkpoints 20 --out runs/faces64-w64`, then "
+                  "`dcgan-viz train --out runs/faces64-w64 --resume --epochs 16` (stopped during epoch 16), then "
                   "`python scripts/export_run.py runs/faces64-w64 checkpoints/faces64 --evaluator checkpoints/faces-attributes` "
                   "(picks the epoch with the lowest Fréchet distance; the selection table is in checkpoint.json). "
-                  "On a GPU, `scripts/train_shipped.py` trains the same width for more epochs.",
-        notes="Trained for 6 epochs on a shared 2-core CPU; the epoch with the lowest Fréchet distance (epoch 6, "
-              "the last, still falling) is shipped. It replaces a width-32 CPU model (Fréchet 68.1 at n = 10,000, "
-              "and no better than epoch 8's 66.0 at n = 2,000 when continued to 16 epochs) that over-produced "
-              "glasses (87% of its samples against 50% in the data). The paper-width model trained on the H200 in "
-              "the GPU run was good at epoch 5 but collapsed to a single image after about 12 epochs and was not "
-              "shipped; this CPU model stands in until the GPU script (epoch-based with per-epoch selection) is "
-              "rerun."),
+                  "To get the same weights on a CPU, run the first command with 2 threads and the resume with 1 "
+                  "(OMP_NUM_THREADS=1): float sums depend on the thread count. On a GPU, `scripts/train_shipped.py` "
+                  "trains the same width.",
+        notes="Trained on a shared 2-core CPU: epochs 1-6 with 2 threads (44 min), epochs 7-15 resumed with 1 thread "
+              "while other jobs used the second core; the training was stopped during epoch 16. The epoch with the "
+              "lowest Fréchet distance, epoch 11, is shipped (n = 2,000: 16.5; epochs 13 and 15 were worse, 65.7 "
+              "and 22.9, so training oscillates). It replaces the epoch-6 checkpoint of the same run (Fréchet 46.5 "
+              "at n = 10,000) and, before it, a width-32 CPU model (68.1) that over-produced glasses. The "
+              "paper-width model trained on the H200 in the GPU run was good at epoch 5 but collapsed to a single "
+              "image after about 12 epochs and was not shipped; this CPU model stands in until the GPU script "
+              "(epoch-based with per-epoch selection) is rerun."),
     "fashion32": dict(
         summary="32x32 greyscale DCGAN (ngf = ndf = 64) on the Fashion-MNIST training split (60,000 images; the "
                 "10,000 test images are held out).",
