@@ -30,7 +30,7 @@ case "${1:-}" in
       dcgan-viz info "$ck"
       dcgan-viz sample "$ck" --seed 0 --n 64 --out "out/${name}_samples.png"
     done
-    # every paper figure with its measurement, and the report (about 10 minutes on 2 CPU cores)
+    # every paper figure with its measurement, and the report (about 15 minutes on 2 CPU cores the first time)
     dcgan-viz figures --checkpoints checkpoints --out out/figures
     if [ "${2:-}" != "--no-dashboard" ]; then
       dcgan-viz dashboard --checkpoints checkpoints
