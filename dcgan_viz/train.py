@@ -468,7 +468,7 @@ class Trainer:
             here = {"start_step": self.step, "device": str(self.device), "threads": torch.get_num_threads()}
             (self.run_dir / RUN_FILE).write_text(json.dumps({
                 "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "data": self.data.to_dict(),
-                "world_size": self.world, "device": str(self.device), "threads": torch.get_num_threads(), "amp": self.amp,
+                "world_size": self.world, "device": str(self.device), "amp": self.amp,
                 "channels_last": self.channels_last, "cuda_graph": self.use_graph,
                 "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                 "segments": self._earlier_segments() + [here],

@@ -36,9 +36,10 @@ from dcgan_viz.train import RUN_FILE  # noqa: E402
 
 def _threads(run_info: dict, step: int) -> str:
     """'2 threads', or '2 threads to step 4686, then 1' for a run resumed with another thread count
-    (run.json's segments up to ``step``; runs from before run.json kept threads: this process's)."""
+    (run.json's segments up to ``step``; older runs: their top-level threads, or this process's)."""
     segments = run_info.get("segments") or [{"start_step": 0, "threads": run_info.get("threads", torch.get_num_threads())}]
     segments = [g for g in segments if g["start_step"] < step]
+
     def threads(n: int) -> str:
         return f"{n} thread" + ("s" if n != 1 else "")
 
