@@ -395,7 +395,13 @@ class ArithmeticResult:
     b_neg = target off & keep=b_value, b_pos = target on & keep=b_value. Success = the result's
     image has the target on (> success_threshold) and the kept attribute == b_value.
     settings: "arithmetic" (expression), "random" (b_neg + random direction of the same norm as
-    a_pos - a_neg) and "b_neg" (b_neg alone: the base rate); each {"success","target","kept"}.
+    a_pos - a_neg) and "b_neg" (b_neg alone: the base rate); each {"success","target","kept","strict"}.
+    strict: the target flips (off in the image of the trial's b_neg concept, on in the result) and
+    every categorical off-target attribute (``keep`` included) keeps its class in that image: "the
+    target flips, off-target attributes stay", all of them (0 for b_neg alone by construction).
+    off_target_kept: per setting, per categorical off-target attribute, the fraction of trials whose
+    result has the class of the b_neg image; off_target_change: per setting, per continuous one, the
+    mean absolute change from the b_neg image (the classifier's units).
     rescaled: every decoded latent was rescaled to the prior's expected norm (``rescale_to_prior``);
     mean_norm: mean norm of each setting's latents before any rescaling; prior_norm: the prior's.
     """
@@ -413,9 +419,17 @@ class ArithmeticResult:
     rescaled: bool = False
     mean_norm: dict[str, float] = field(default_factory=dict)
     prior_norm: float = float("nan")
+    off_target_kept: dict[str, dict[str, float]] = field(default_factory=dict)
+    off_target_change: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _categorical_names(classifier, names: Sequence[str]) -> set[str]:
+    """The names among ``names`` the classifier reads as categorical (class indices)."""
+    kinds = dict(getattr(getattr(classifier, "config", None), "attributes", ()) or ())
+    return {n for n in names if str(kinds.get(n, "")).startswith("categorical")}
 
 
 def arithmetic_trials(bundle, classifier, n_trials: int = 1000, k_exemplars: int = 3, attribute: str = "smile",
@@ -463,14 +477,26 @@ def arithmetic_trials(bundle, classifier, n_trials: int = 1000, k_exemplars: int
                            {"on": on_threshold, "off": off_threshold, "success": success_threshold,
                             "a_value": a_value, "b_value": b_value}, rescaled=bool(rescale),
                            prior_norm=prior_norm(z.shape[1], bundle.config.z_dist))
+    decoded = {}
     for name, zz in (("arithmetic", z_arith), ("random", z_rand), ("b_neg", base)):
         out.mean_norm[name] = float(zz.norm(dim=1).mean())
         if rescale:
             zz = rescale_to_prior(zz, bundle.config.z_dist)
-        attrs = _read(bundle, classifier, zz, batch_size).numpy()
+        decoded[name] = _read(bundle, classifier, zz, batch_size).numpy()
+    categorical = _categorical_names(classifier, pool.names)
+    off = [(j, n) for j, n in enumerate(pool.names) if j != col_t]
+    base_attrs = decoded["b_neg"]
+    base_off = base_attrs[:, col_t] <= success_threshold
+    for name, attrs in decoded.items():
         on = attrs[:, col_t] > success_threshold
         kept_ok = attrs[:, col_k].round() == b_value
-        out.settings[name] = {"success": Rate.of(on & kept_ok), "target": Rate.of(on), "kept": Rate.of(kept_ok)}
+        same = {n: attrs[:, j].round() == base_attrs[:, j].round() for j, n in off if n in categorical}
+        all_same = np.logical_and.reduce(list(same.values())) if same else np.ones(len(attrs), dtype=bool)
+        out.settings[name] = {"success": Rate.of(on & kept_ok), "target": Rate.of(on), "kept": Rate.of(kept_ok),
+                              "strict": Rate.of(on & base_off & all_same)}
+        out.off_target_kept[name] = {n: float(v.mean()) for n, v in same.items()}
+        out.off_target_change[name] = {n: float(np.abs(attrs[:, j] - base_attrs[:, j]).mean())
+                                       for j, n in off if n not in categorical}
     return out
 
 
@@ -522,6 +548,16 @@ def turn_trials(bundle, classifier, n_trials: int = 1000, k: int = 4, seed: int 
                       float((after_d - before).mean()), float((after_r - before).mean()))
 
 
+def _off_target_summary(r: ArithmeticResult) -> str:
+    """"k=3: glasses kept 0.95 / 0.90, ..., hair_length |change| 0.04 / 0.06" for one result."""
+    kept, change = r.off_target_kept, r.off_target_change
+    parts = [f"{n} kept {v:.2f} / {kept.get('random', {}).get(n, float('nan')):.2f}"
+             for n, v in kept.get("arithmetic", {}).items()]
+    parts += [f"{n} |change| {v:.2f} / {change.get('random', {}).get(n, float('nan')):.2f}"
+              for n, v in change.get("arithmetic", {}).items()]
+    return f"k={r.k}: " + (", ".join(parts) if parts else "none")
+
+
 def results_markdown(arith: Sequence[ArithmeticResult], turn: TurnResult | None = None) -> str:
     """Markdown tables of success rates with Wilson 95% intervals (one table per attribute /
     expression / keep / rescaling group of ``arith``, in order)."""
@@ -536,14 +572,19 @@ def results_markdown(arith: Sequence[ArithmeticResult], turn: TurnResult | None 
         lines += [f"Concept arithmetic `{a.expression}`: target `{a.attribute} > {a.thresholds['success']}` and "
                   f"`{a.keep} == {a.thresholds['b_value']:g}` (pool {a.pool_size}, seed {a.seed}"
                   + (f"; latents rescaled to the prior norm {a.prior_norm:.2f})" if a.rescaled else ")"), "",
-                  "| k | setting | n | success [95% CI] | target on | kept |", "|---|---|---|---|---|---|"]
+                  "| k | setting | n | success [95% CI] | target on | kept | strict [95% CI] |",
+                  "|---|---|---|---|---|---|---|"]
         for r in group:
             for name, label in (("arithmetic", "a_pos - a_neg + b_neg" if r.expression == "a_pos - a_neg + b_neg"
                                  else r.expression), ("random", "b_neg + random (same norm)"), ("b_neg", "b_neg alone")):
                 s = r.settings[name]
                 lines.append(f"| {r.k} | {label} | {s['success'].n} | {s['success'].rate:.3f} "
                              f"[{s['success'].ci_low:.3f}, {s['success'].ci_high:.3f}] | {s['target'].rate:.3f} | "
-                             f"{s['kept'].rate:.3f} |")
+                             f"{s['kept'].rate:.3f} | {s['strict'].rate:.3f} "
+                             f"[{s['strict'].ci_low:.3f}, {s['strict'].ci_high:.3f}] |")
+        lines += ["", "strict: the target flips (off in the b_neg image, on in the result) and every categorical "
+                  "off-target attribute keeps its class in the b_neg image. Off-target attributes against the b_neg "
+                  "image (arithmetic / random): " + "; ".join(_off_target_summary(r) for r in group) + "."]
     if turn is not None:
         lines += ["", f"Turn vector (k={turn.k} per side, |{turn.attribute}| > {turn.threshold}): success = predicted "
                   f"{turn.attribute} increases", "", "| setting | n | success [95% CI] | mean Δ" + turn.attribute + " |",

@@ -73,7 +73,8 @@ def arithmetic_section(ctx: FigureContext) -> Section:
                  for r in results}
     s.measured = ("success of smiling - neutral + neutral-with-beard = smiling-with-beard over "
                   f"{c.arithmetic_trials} trials: " + "; ".join(
-                      f"k={r.k}: {r.settings['arithmetic']['success'].rate:.1%} vs random direction "
+                      f"k={r.k}: {r.settings['arithmetic']['success'].rate:.1%} (strict, every categorical "
+                      f"off-target attribute kept: {r.settings['arithmetic']['strict'].rate:.1%}) vs random direction "
                       f"{r.settings['random']['success'].rate:.1%}" for r in results) + ".")
     return s
 

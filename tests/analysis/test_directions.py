@@ -145,6 +145,28 @@ def test_arithmetic_trials_planted_vs_random_and_rescale() -> None:
     assert md.count("Concept arithmetic") == 2 and "rescaled to the prior norm" in md
 
 
+def test_strict_success_detects_an_entangled_off_target_attribute() -> None:
+    """In the toy, glasses is the same function of z as smile (entangled) and beard independent:
+    smile arithmetic flips glasses too, so strict success (all categorical off-target attributes as
+    in the b_neg image) must be ~0; glasses arithmetic has only beard to keep, so strict = success."""
+    bundle, clf = _bundle(), ToyClassifier()
+    pool = attribute_pool(bundle, clf, seed=0, size=1500)
+    smile = arithmetic_trials(bundle, clf, 300, 3, "smile", 0, keep="beard", pool=pool)
+    assert smile.settings["arithmetic"]["success"].rate > 0.8
+    assert smile.settings["arithmetic"]["strict"].rate < 0.05
+    assert smile.off_target_kept["arithmetic"]["glasses"] < 0.05 < 0.8 < smile.off_target_kept["arithmetic"]["beard"]
+    assert smile.off_target_kept["random"]["glasses"] > 0.5 and smile.off_target_change["arithmetic"] == {}
+    assert smile.settings["b_neg"]["strict"].rate == 0.0  # the base never flips its own target
+    glasses = arithmetic_trials(bundle, clf, 300, 3, "glasses", 0, keep="beard", pool=pool)
+    g = glasses.settings["arithmetic"]
+    assert g["strict"].successes == g["success"].successes and g["strict"].rate > 0.7
+    assert set(glasses.off_target_kept["arithmetic"]) == {"beard"}
+    # smile (continuous) follows glasses in the toy: a large mean change, none for the base itself
+    assert glasses.off_target_change["arithmetic"]["smile"] > 0.2 and glasses.off_target_change["b_neg"]["smile"] == 0
+    md = results_markdown([smile, glasses])
+    assert "strict [95% CI]" in md and "glasses kept 0.00" in md and "smile |change|" in md
+
+
 def test_prior_norm_and_rescale() -> None:
     z = latents(CFG, 0, 5000)
     assert abs(float(z.norm(dim=1).pow(2).mean().sqrt()) / prior_norm(NZ, "uniform") - 1) < 0.02
