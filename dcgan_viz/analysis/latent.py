@@ -549,12 +549,11 @@ def turn_trials(bundle, classifier, n_trials: int = 1000, k: int = 4, seed: int 
 
 
 def _off_target_summary(r: ArithmeticResult) -> str:
-    """"k=3: glasses kept 0.95 / 0.90, ..., hair_length |change| 0.04 / 0.06" for one result."""
+    """One result's off-target rates, arithmetic / random: 'k=3: glasses kept 0.95 / 0.90, ...,
+    hair_length |change| 0.04 / 0.06'."""
     kept, change = r.off_target_kept, r.off_target_change
-    parts = [f"{n} kept {v:.2f} / {kept.get('random', {}).get(n, float('nan')):.2f}"
-             for n, v in kept.get("arithmetic", {}).items()]
-    parts += [f"{n} |change| {v:.2f} / {change.get('random', {}).get(n, float('nan')):.2f}"
-              for n, v in change.get("arithmetic", {}).items()]
+    parts = [f"{n} kept {v:.2f} / {kept['random'][n]:.2f}" for n, v in kept["arithmetic"].items()]
+    parts += [f"{n} |change| {v:.2f} / {change['random'][n]:.2f}" for n, v in change["arithmetic"].items()]
     return f"k={r.k}: " + (", ".join(parts) if parts else "none")
 
 
