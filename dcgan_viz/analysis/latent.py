@@ -428,8 +428,8 @@ class ArithmeticResult:
 
 def _categorical_names(classifier, names: Sequence[str]) -> set[str]:
     """The names among ``names`` the classifier reads as categorical (class indices)."""
-    kinds = dict(getattr(getattr(classifier, "config", None), "attributes", ()) or ())
-    return {n for n in names if str(kinds.get(n, "")).startswith("categorical")}
+    kinds = dict(classifier.config.attributes)
+    return {n for n in names if kinds[n].startswith("categorical")}
 
 
 def arithmetic_trials(bundle, classifier, n_trials: int = 1000, k_exemplars: int = 3, attribute: str = "smile",
