@@ -96,6 +96,14 @@ class TrainConfig:
 
 
 RUN_FILE = "run.json"
+
+
+def run_segments(info: dict[str, Any], before: int | None = None) -> list[dict[str, Any]]:
+    """The parts a run trained in, [{start_step, device, threads}], from its run.json dict (files
+    written before ``segments`` existed: one part from their top-level device and threads, None
+    when absent); only those starting before step ``before`` when given."""
+    segs = info.get("segments") or [{"start_step": 0, "device": info.get("device"), "threads": info.get("threads")}]
+    return [seg for seg in segs if before is None or seg["start_step"] < before]
 # Train settings a resumed run may change: where and how fast it runs, and how far it goes. The rest
 # (batch size, optimiser, seed) define the run and must stay, or the resume would not be exact.
 RESUMABLE_TRAIN_SETTINGS = ("epochs", "max_steps", "max_seconds", "device", "amp", "channels_last", "cuda_graph",
@@ -455,9 +463,7 @@ class Trainer:
         path = self.run_dir / RUN_FILE
         if self.step == 0 or not path.is_file():
             return []
-        old = json.loads(path.read_text())
-        segs = old.get("segments") or [{"start_step": 0, "device": old.get("device"), "threads": old.get("threads")}]
-        return [seg for seg in segs if seg["start_step"] < self.step]
+        return run_segments(json.loads(path.read_text()), before=self.step)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Path | None:

@@ -31,16 +31,16 @@ from dcgan_viz.evaluation import load_evaluator  # noqa: E402
 from dcgan_viz.evaluation.quality import frechet_by_checkpoint  # noqa: E402
 from dcgan_viz.images import grid, save_png  # noqa: E402
 from dcgan_viz.sampling import generate  # noqa: E402
-from dcgan_viz.train import RUN_FILE  # noqa: E402
+from dcgan_viz.train import RUN_FILE, run_segments  # noqa: E402
 
 
 def _threads(run_info: dict, step: int) -> str:
     """'2 threads', or '2 threads to step 4686, then 1' for a run resumed with another thread count
     (run.json's segments up to ``step``; older runs: their top-level threads, or this process's)."""
-    segments = run_info.get("segments") or [{"start_step": 0, "threads": run_info.get("threads", torch.get_num_threads())}]
-    segments = [g for g in segments if g["start_step"] < step]
+    segments = run_segments(run_info, before=step)
 
-    def threads(n: int) -> str:
+    def threads(n: int | None) -> str:
+        n = torch.get_num_threads() if n is None else n
         return f"{n} thread" + ("s" if n != 1 else "")
 
     if len({g["threads"] for g in segments}) == 1:
