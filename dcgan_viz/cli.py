@@ -80,16 +80,27 @@ def train(
     grid_every: int = typer.Option(_T.grid_every, help="Epochs between sample grids (epochs 1 and 5 always get one)."),
     checkpoint_every: int = typer.Option(_T.checkpoint_every, help="Steps between checkpoints."),
     collapse_steps: int = typer.Option(_T.collapse_steps, help="Stop after this many steps with D(G(z)) ~ 0 (0 = never)."),
+    lr_d: Optional[float] = typer.Option(None, help="Remedy: D's own learning rate (TTUR); default: --lr."),
+    label_smoothing: float = typer.Option(_T.label_smoothing, help="Remedy: one-sided label smoothing (D's real target 1 - s)."),
+    instance_noise: float = typer.Option(_T.instance_noise, help="Remedy: std of noise on D's inputs, annealed to 0."),
+    instance_noise_steps: int = typer.Option(_T.instance_noise_steps, help="Steps over which instance noise anneals to 0."),
+    dequantize: float = typer.Option(_T.dequantize, help="Remedy: uniform noise of this many uint8 levels on real images."),
+    augment: str = typer.Option(_T.augment, help="Remedy: DiffAugment on D's inputs, e.g. translation,cutout,color."),
+    health_every: int = typer.Option(_T.health_every, help="Steps between health checks (diversity vs real; 0 = never)."),
+    health_warmup: int = typer.Option(_T.health_warmup, help="Steps before low sample diversity counts as collapse."),
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-cache directory for the data."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT exactly where it stopped, with "
                                 "its own settings (run.json); --epochs, --max-steps, --device ... may change."),
+    fork_from: Optional[Path] = typer.Option(None, help="Start a NEW run in OUT from this checkpoint (or run's newest): "
+                                             "its weights and optimiser state, its settings except the options given "
+                                             "here (e.g. remedies after a collapse); lineage goes into run.json."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Train a DCGAN with the paper's defaults; writes a log, per-epoch sample grids and checkpoints."""
     def go() -> None:
         from .data.loading import load_imageset
         from .data.spec import DataSpec
-        from .train import Trainer, resume_configs
+        from .train import Trainer, fork_configs, resume_configs
 
         given = {name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
         model_opts = {"image_size": image_size, "nz": nz, "ngf": ngf, "ndf": ndf, "nc": channels, "z_dist": z_dist}
@@ -97,11 +108,20 @@ def train(
                       "seed": seed, "device": device, "amp": amp, "cuda_graph": cuda_graph,
                       "channels_last": channels_last, "checkpoint_every": checkpoint_every,
                       "keep_checkpoints": keep_checkpoints, "max_seconds": max_seconds, "grid_every": grid_every,
-                      "collapse_steps": collapse_steps, "progress": not no_progress}
+                      "collapse_steps": collapse_steps, "progress": not no_progress, "lr_d": lr_d,
+                      "label_smoothing": label_smoothing, "instance_noise": instance_noise,
+                      "instance_noise_steps": instance_noise_steps, "dequantize": dequantize, "augment": augment,
+                      "health_every": health_every, "health_warmup": health_warmup}
         option_of = {"nc": "channels", "progress": "no_progress"}
         if resume:
             model, cfg, spec = resume_configs(
                 out, {k: v for k, v in model_opts.items() if option_of.get(k, k) in given},
+                {k: v for k, v in train_opts.items() if option_of.get(k, k) in given} | {"progress": not no_progress},
+                data if "data" in given else None)
+            images = load_imageset(spec, cache_dir=cache_dir, progress=cfg.progress)
+        elif fork_from is not None:
+            model, cfg, spec, _ = fork_configs(
+                fork_from, {k: v for k, v in model_opts.items() if option_of.get(k, k) in given},
                 {k: v for k, v in train_opts.items() if option_of.get(k, k) in given} | {"progress": not no_progress},
                 data if "data" in given else None)
             images = load_imageset(spec, cache_dir=cache_dir, progress=cfg.progress)
@@ -112,7 +132,7 @@ def train(
             images = load_imageset(spec, cache_dir=cache_dir, progress=not no_progress)
             model = ModelConfig(**{**model_opts, "nc": int(images.images.shape[-1])})
             cfg = TrainConfig(**train_opts)
-        trainer = Trainer(model, cfg, images.spec, images.images, out, resume=resume)
+        trainer = Trainer(model, cfg, images.spec, images.images, out, resume=resume, fork_from=fork_from)
         final = trainer.run()
         if final is not None:
             typer.echo(f"checkpoint: {final}")

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
@@ -34,6 +35,8 @@ from .checkpoint import (
     CheckpointError,
     load_train_state,
     load_weights_into,
+    read_meta,
+    resolve_checkpoint,
     run_checkpoints,
     save_checkpoint,
 )
@@ -41,6 +44,8 @@ from .data.spec import DataSpec
 from .images import from_uint8, grid, save_png
 from .latents import latents
 from .models import Discriminator, Generator, ModelConfig
+from .health import HEALTH_WARMUP, HealthProbe, collapse_advice, collapse_signs
+from .remedies import Remedies, RemedyBuffers, parse_augment
 
 LOG_FILE = "log.jsonl"
 SAMPLES_DIR = "samples"
@@ -75,9 +80,24 @@ class TrainConfig:
     grid_size: int = 64
     grid_every: int = 1  # epochs between fixed-noise sample grids (epochs 1 and 5 always get one)
     progress: bool = True
+    # Remedies against collapse (dcgan_viz.remedies); all off by default = the paper's recipe.
+    lr_d: float | None = None  # D's learning rate (TTUR); None: the same as lr
+    label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - this
+    instance_noise: float = 0.0  # std (model units, images in [-1, 1]) of noise on D's inputs at step 0
+    instance_noise_steps: int = 10000  # ... annealed linearly to 0 at this step
+    dequantize: float = 0.0  # uniform noise of this many uint8 levels on real images
+    augment: str = ""  # DiffAugment policy on D's inputs: comma-separated translation, cutout, color
+    health_every: int = 500  # steps between health checks (sample diversity vs real; 0 = never)
+    health_warmup: int = HEALTH_WARMUP  # steps before low diversity counts as a sign of collapse
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def remedies(self) -> Remedies:
+        return Remedies(label_smoothing=self.label_smoothing, instance_noise=self.instance_noise,
+                        instance_noise_steps=self.instance_noise_steps, dequantize=self.dequantize,
+                        augment=parse_augment(self.augment))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -89,6 +109,19 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 2 (batchnorm needs a batch)")
         if self.epochs < 1 and not self.max_steps:
             raise ValueError("epochs must be >= 1")
+        if self.lr_d is not None and not self.lr_d > 0:
+            raise ValueError(f"lr_d must be > 0, got {self.lr_d}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if not 0 <= self.instance_noise <= 2:
+            raise ValueError(f"instance_noise must be in [0, 2] (images are in [-1, 1]), got {self.instance_noise}")
+        if self.instance_noise_steps < 1:
+            raise ValueError(f"instance_noise_steps must be >= 1, got {self.instance_noise_steps}")
+        if not 0 <= self.dequantize <= 64:
+            raise ValueError(f"dequantize must be in [0, 64] uint8 levels, got {self.dequantize}")
+        if self.health_every < 0 or self.health_warmup < 0:
+            raise ValueError(f"health_every and health_warmup must be >= 0, got {self.health_every}, {self.health_warmup}")
+        parse_augment(self.augment)
         for name, allowed in (("amp", ("auto", "bf16", "off")), ("channels_last", ("auto", "on", "off")),
                               ("cuda_graph", ("auto", "on", "off"))):
             if getattr(self, name) not in allowed:
@@ -106,7 +139,7 @@ def run_segments(info: dict[str, Any], before: int | None = None) -> list[dict[s
     return [seg for seg in segs if before is None or seg["start_step"] < before]
 # Train settings a resumed run may change: where and how fast it runs, and how far it goes. The rest
 # (batch size, optimiser, seed) define the run and must stay, or the resume would not be exact.
-RESUMABLE_TRAIN_SETTINGS = ("epochs", "max_steps", "max_seconds", "device", "amp", "channels_last", "cuda_graph",
+RESUMABLE_TRAIN_SETTINGS = ("epochs", "max_steps", "max_seconds", "device", "amp", "channels_last", "cuda_graph", "health_every", "health_warmup",
                             "checkpoint_every", "keep_checkpoints", "flush_every", "collapse_steps", "grid_every",
                             "progress")
 
@@ -154,6 +187,31 @@ def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, 
             raise ValueError(f"the run was trained on data {run_data.to_dict()}, not {spec.to_dict()}")
     resumed = TrainConfig.from_dict({**run_train.to_dict(), **{k: v for k, v in train.items() if k not in fixed}})
     return run_model, resumed, run_data
+
+
+def fork_configs(source: str | Path, model: dict[str, Any], train: dict[str, Any],
+                 data: str | None) -> tuple[ModelConfig, TrainConfig, DataSpec, Path]:
+    """The configs of a *new* run that starts from checkpoint ``source`` (a checkpoint or run
+    directory: its newest checkpoint) with changed settings, and that checkpoint's path.
+
+    The new run inherits the source's model, data and training settings; any train setting in
+    ``train`` (the options given explicitly) replaces the inherited one, and ``data`` (spec text)
+    the data. Model settings cannot change (the weights fix them): a differing one is ValueError.
+    """
+    path = resolve_checkpoint(source)
+    meta = read_meta(path)
+    try:
+        src_model = ModelConfig.from_dict(meta["model"])
+        src_train = TrainConfig.from_dict(meta.get("train") or {})
+        src_data = DataSpec.from_dict(meta.get("data") or {})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint config ({exc})") from None
+    for name, value in model.items():
+        if getattr(src_model, name) != value:
+            raise ValueError(f"the checkpoint to fork has {name}={getattr(src_model, name)}, not {value}; "
+                             f"a fork keeps the model (drop the option)")
+    spec = src_data if data is None else DataSpec.parse(data, size=src_data.size, channels=src_data.channels)
+    return src_model, TrainConfig.from_dict({**src_train.to_dict(), **train}), spec, path
 
 
 def _seeded(device: torch.device, *parts: int) -> torch.Generator:
@@ -212,12 +270,16 @@ class GANStep:
 
     def __init__(self, G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer,
                  opt_d: torch.optim.Optimizer, bank: ImageBank, batch_size: int, nz: int,
-                 device: torch.device, amp: bool, d_inner: torch.nn.Module) -> None:
+                 device: torch.device, amp: bool, d_inner: torch.nn.Module,
+                 remedies: Remedies = Remedies(), image_shape: tuple[int, int, int] = (3, 64, 64)) -> None:
         self.G, self.D, self.opt_g, self.opt_d, self.bank = G, D, opt_g, opt_d, bank
         self.d_inner = d_inner  # D without a DDP wrapper, for the G-step (no D gradient sync needed)
         self.device, self.amp = device, amp
         self.idx = torch.zeros(batch_size, dtype=torch.int64, device=device)
         self.z = torch.zeros(batch_size, nz, device=device)
+        # remedies (all off: None, and the step below is exactly the paper's)
+        self.remedies = RemedyBuffers(remedies, batch_size, image_shape, device) if remedies.any else None
+        self.real_target = 1.0 - remedies.label_smoothing
         self.metrics = torch.zeros(len(self.METRICS), device=device)
         self.g_params = [p for p in G.parameters()]
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -229,19 +291,24 @@ class GANStep:
         real = self.bank.batch(self.idx)
         ones = torch.ones(real.shape[0], device=self.device)
         zeros = torch.zeros_like(ones)
+        rem = self.remedies
+        # what D sees: the images themselves, or (remedies on) dequantised / augmented / noised copies
+        seen_real = rem.real if rem else _identity
+        seen_fake = rem.fake if rem else _identity_call
+        real_target = ones * self.real_target if rem else ones
         # (1) Update D: maximise log D(x) + log(1 - D(G(z)))
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
             fake = self.G(self.z)
-            out_real = self.D(real).float()
-            out_fake = self.D(fake.detach()).float()
-            loss_d = F.binary_cross_entropy_with_logits(out_real, ones) + F.binary_cross_entropy_with_logits(out_fake, zeros)
+            out_real = self.D(seen_real(real)).float()
+            out_fake = self.D(seen_fake(fake.detach(), 1)).float()
+            loss_d = F.binary_cross_entropy_with_logits(out_real, real_target) + F.binary_cross_entropy_with_logits(out_fake, zeros)
         loss_d.backward()
         self.opt_d.step()
         # (2) Update G: maximise log D(G(z)) (non-saturating); only G's weights need gradients
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
-            out_fake2 = self.d_inner(fake).float()
+            out_fake2 = self.d_inner(seen_fake(fake, 2)).float()
             loss_g = F.binary_cross_entropy_with_logits(out_fake2, ones)
         loss_g.backward(inputs=self.g_params)
         self.opt_g.step()
@@ -276,6 +343,14 @@ class GANStep:
         self.metrics.copy_(metrics)
 
 
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _identity_call(x: torch.Tensor, call: int) -> torch.Tensor:
+    return x
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -302,17 +377,18 @@ def _init_process_group(device: torch.device) -> None:
 
 def build_optimizers(G: torch.nn.Module, D: torch.nn.Module, cfg: TrainConfig, device: torch.device,
                      capturable: bool) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    kw: dict[str, Any] = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    kw: dict[str, Any] = dict(betas=(cfg.beta1, cfg.beta2))
     if device.type == "cuda":
         kw.update(fused=True, capturable=capturable)
-    return torch.optim.Adam(G.parameters(), **kw), torch.optim.Adam(D.parameters(), **kw)
+    lr_d = cfg.lr if cfg.lr_d is None else cfg.lr_d
+    return torch.optim.Adam(G.parameters(), lr=cfg.lr, **kw), torch.optim.Adam(D.parameters(), lr=lr_d, **kw)
 
 
 class Trainer:
     """Trains a DCGAN into ``run_dir`` (log.jsonl, samples/epoch_XXX.png, checkpoints/step-*)."""
 
     def __init__(self, model: ModelConfig, train: TrainConfig, data: DataSpec, images: Any,
-                 run_dir: str | Path, resume: bool = False) -> None:
+                 run_dir: str | Path, resume: bool = False, fork_from: str | Path | None = None) -> None:
         self.model_cfg, self.cfg, self.data = model, train, data
         self.run_dir = Path(run_dir)
         self.rank, self.world, local_rank = _dist_info()
@@ -348,8 +424,13 @@ class Trainer:
             torch.manual_seed(train.seed)
             self.G, self.D = Generator(model), Discriminator(model)
         self.step, self.epoch = 0, 0
+        self.lineage: dict[str, Any] | None = None
+        if resume and fork_from is not None:
+            raise ValueError("--resume continues a run, --fork-from starts a new one: give one of them")
         if resume:
             self._load_resume()
+        elif fork_from is not None:
+            self._load_fork(fork_from)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G.to(device, memory_format=fmt).train()
         self.D.to(device, memory_format=fmt).train()
@@ -357,6 +438,11 @@ class Trainer:
         if self._resume_state is not None:
             self.opt_g.load_state_dict(self._resume_state["opt_g"])
             self.opt_d.load_state_dict(self._resume_state["opt_d"])
+            if fork_from is not None:  # a fork keeps Adam's moments but takes its own lr / betas
+                for opt, lr in ((self.opt_g, train.lr), (self.opt_d, train.lr if train.lr_d is None else train.lr_d)):
+                    for group in opt.param_groups:
+                        group["lr"] = torch.as_tensor(lr) if torch.is_tensor(group["lr"]) else lr
+                        group["betas"] = (train.beta1, train.beta2)
         g_net, d_net = self.G, self.D
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -364,9 +450,14 @@ class Trainer:
             ids = [device.index] if on_cuda else None
             g_net, d_net = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
         self.gan = GANStep(g_net, d_net, self.opt_g, self.opt_d, self.bank, train.batch_size, model.nz,
-                           device, self.amp, d_inner=self.D)
+                           device, self.amp, d_inner=self.D, remedies=train.remedies,
+                           image_shape=(model.nc, model.image_size, model.image_size))
         self.flush_every = train.flush_every or (50 if on_cuda else 1)
         self.grid_z = latents(model, GRID_SEED, train.grid_size, device=device)
+        self.health = HealthProbe.for_run(self.G, images, device) if train.health_every else None
+        self._health_at: dict[int, dict[str, float]] = {}  # step -> health measures, merged into its log row
+        self._window_dgz: list[float] = []  # D(G(z)) since the last health check
+        self._warned = False
 
     # -- resume -------------------------------------------------------------------------
     def _load_resume(self) -> None:
@@ -379,18 +470,41 @@ class Trainer:
         if state is None:
             raise CheckpointError(f"{path}: has no optimizer state ({path.name}/train_state.pt); cannot resume exactly")
         self._resume_state = state
+        self.lineage = meta.get("lineage")  # a resumed fork stays a fork
         self.step, self.epoch = int(meta["step"]), int(meta["epoch"])
         self._truncate_log(self.step)
 
     _resume_state: dict[str, Any] | None = None
+
+    def _load_fork(self, source: str | Path) -> None:
+        """Start this new run from checkpoint ``source``: its weights, and its optimiser state when
+        it has one (shipped checkpoints do not: Adam then starts afresh). Step 0 of this run."""
+        path = resolve_checkpoint(source)
+        meta = load_weights_into(path, self.G, self.D)
+        state = load_train_state(path)
+        self._resume_state = state
+        parent_train = TrainConfig.from_dict(meta.get("train") or {}).to_dict()
+        changed = {k: [parent_train[k], v] for k, v in self.cfg.to_dict().items()
+                   if k in parent_train and parent_train[k] != v and k not in RESUMABLE_TRAIN_SETTINGS}
+        parent_run = path.parent.parent / RUN_FILE if path.parent.name == "checkpoints" else None
+        self.lineage = {
+            "parent": str(path.resolve()), "parent_step": int(meta.get("step", 0)),
+            "parent_epoch": int(meta.get("epoch", 0)), "parent_weights_sha256": meta.get("weights_sha256", ""),
+            "parent_lineage": (json.loads(parent_run.read_text()).get("lineage")
+                               if parent_run is not None and parent_run.is_file() else meta.get("lineage")),
+            "optimizer_state": "kept" if state is not None else "fresh (the checkpoint has none)",
+            "changed": changed,
+        }
 
     def _truncate_log(self, step: int) -> None:
         """Drop log lines past ``step`` (a killed run may have logged steps after its last checkpoint)."""
         log = self.run_dir / LOG_FILE
         if not log.exists() or self.rank != 0:
             return
-        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        log.write_text("".join(ln + "\n" for ln in keep))
+        rows = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
+        keep = [row for row in rows if row["step"] <= step]
+        log.write_text("".join(json.dumps(row) + "\n" for row in keep))
+        self._best_div = max([row["div_d"] for row in keep if "div_d" in row], default=0.0)
 
     # -- randomness ---------------------------------------------------------------------
     def _epoch_perm(self, epoch: int) -> torch.Tensor:
@@ -407,6 +521,8 @@ class Trainer:
             self.gan.z.mul_(2).sub_(1)
         else:
             torch.randn(self.gan.z.shape, generator=gen, device=self.device, out=self.gan.z)
+        if self.gan.remedies is not None:  # their own stream, so z and the batches stay the paper run's
+            self.gan.remedies.fill(_seeded(self.device, self.cfg.seed, 3, step, self.rank), step)
 
     # -- outputs ------------------------------------------------------------------------
     def _save(self, metrics: dict[str, float]) -> Path:
@@ -414,7 +530,7 @@ class Trainer:
         path = save_checkpoint(
             self.run_dir / "checkpoints" / f"step-{self.step:08d}", self.G, self.D, data=self.data,
             train=self.cfg.to_dict() | {"world_size": self.world}, step=self.step, epoch=self.epoch,
-            metrics=metrics, train_state=state,
+            metrics=metrics, train_state=state, extra={"lineage": self.lineage} if self.lineage else None,
         )
         for old in run_checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
             shutil.rmtree(old, ignore_errors=True)
@@ -442,6 +558,10 @@ class Trainer:
                     f"non-finite loss at step {step} ({rec}); stopped, last good checkpoint kept in {self.run_dir / 'checkpoints'}"
                 )
             self._collapse_run = self._collapse_run + 1 if rec["d_g_z1"] < self.cfg.collapse_threshold else 0
+            self._window_dgz.append(rec["d_g_z1"])
+            if step in self._health_at:
+                rec.update(self._health_at.pop(step))
+                self._check_health(rec)
             if self.cfg.collapse_steps and self._collapse_run >= self.cfg.collapse_steps:
                 raise TrainingStopped(
                     f"collapse at step {step}: D(G(z)) < {self.cfg.collapse_threshold} for {self._collapse_run} steps; "
@@ -455,6 +575,21 @@ class Trainer:
         return last, now
 
     _collapse_run = 0
+    _best_div = 0.0  # the run's highest health diversity so far (restored from the log on resume)
+
+    def _check_health(self, rec: dict[str, float]) -> None:
+        """Warn once per episode when the health row ``rec`` shows signs of collapse."""
+        window, self._window_dgz = self._window_dgz, []
+        signs = collapse_signs(rec, sum(window) / max(len(window), 1), int(rec["step"]), self._best_div,
+                               warmup=self.cfg.health_warmup)
+        self._best_div = max(self._best_div, rec["div_d"])
+        if signs and not self._warned:
+            from tqdm.auto import tqdm
+
+            ckpts = run_checkpoints(self.run_dir)
+            tqdm.write(f"warning: step {rec['step']}: signs of collapse: {signs}; "
+                       f"{collapse_advice(str(self.run_dir), str(ckpts[0]) if ckpts else None)}", file=sys.stderr)
+        self._warned = bool(signs)
 
     def _earlier_segments(self) -> list[dict]:
         """Where and on how many threads the run trained before this (resumed) start: the
@@ -478,7 +613,7 @@ class Trainer:
                 "channels_last": self.channels_last, "cuda_graph": self.use_graph,
                 "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                 "segments": self._earlier_segments() + [here],
-            }, indent=2) + "\n")
+            } | ({"lineage": self.lineage} if self.lineage else {}), indent=2) + "\n")
         log_fh = open(self.run_dir / LOG_FILE, "a") if main else None
         bar = None
         if main and self.cfg.progress:
@@ -503,6 +638,8 @@ class Trainer:
                     self.gan.run()
                 buf[len(pending)].copy_(self.gan.metrics)
                 self.step += 1
+                if self.health is not None and main and self.step % self.cfg.health_every == 0:
+                    self._health_at[self.step] = self.health.measure(self.G, self.D)
                 self.epoch = (self.step - 1) // self.steps_per_epoch + 1
                 pending.append(self.step)
                 epoch_done = self.step % self.steps_per_epoch == 0

@@ -180,3 +180,52 @@ def test_ddp_two_cpu_processes_keep_identical_replicas(tmp_path: Path) -> None:
     init = Trainer(ModelConfig(image_size=32, nz=16, ngf=8, ndf=8), _cfg(), SPEC,
                    torch.zeros(128, 32, 32, 3, dtype=torch.uint8), tmp_path / "x")
     assert not torch.equal(init.G.state_dict()["conv1.conv.weight"], r0["G.conv1.conv.weight"])  # they trained
+
+
+def test_fork_keeps_weights_and_optimiser_and_records_lineage(tmp_path: Path, tiny_cfg: ModelConfig,
+                                                              tiny_images: torch.Tensor) -> None:
+    """--fork-from: a new run (step 0, its own directory) starts from the parent's weights and Adam
+    state with changed settings; run.json and every checkpoint record where it came from."""
+    parent = Trainer(tiny_cfg, _cfg(max_steps=6), SPEC, tiny_images, tmp_path / "parent")
+    parent_ckpt = parent.run()
+    cfg = _cfg(max_steps=4, lr=1e-4, instance_noise=0.1)
+    fork = Trainer(tiny_cfg, cfg, SPEC, tiny_images, tmp_path / "fork", fork_from=tmp_path / "parent")
+    assert fork.step == 0
+    assert all(torch.equal(v, parent.G.state_dict()[k]) for k, v in fork.G.state_dict().items())
+    assert all(torch.equal(v, parent.D.state_dict()[k]) for k, v in fork.D.state_dict().items())
+    state = fork.opt_d.state_dict()
+    parent_state = parent.opt_d.state_dict()
+    assert all(torch.equal(state["state"][i]["exp_avg"], parent_state["state"][i]["exp_avg"]) for i in state["state"])
+    assert [g["lr"] for g in fork.opt_g.param_groups] == [1e-4]  # the fork's own lr, not the parent's
+    fork.run()
+    lineage = json.loads((tmp_path / "fork" / "run.json").read_text())["lineage"]
+    assert lineage["parent"] == str(parent_ckpt.resolve()) and lineage["parent_step"] == 6
+    assert lineage["changed"] == {"lr": [2e-4, 1e-4], "instance_noise": [0.0, 0.1]}  # recipe settings, not run length
+    assert lineage["optimizer_state"] == "kept"
+    assert load_checkpoint(tmp_path / "fork", device="cpu").meta["lineage"] == lineage
+    # resuming the fork keeps its lineage
+    resumed = Trainer(tiny_cfg, _cfg(max_steps=6, lr=1e-4, instance_noise=0.1), SPEC, tiny_images, tmp_path / "fork",
+                      resume=True)
+    resumed.run()
+    assert json.loads((tmp_path / "fork" / "run.json").read_text())["lineage"] == lineage
+
+
+def test_fork_cli_refuses_a_model_change_and_resume_together(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dcgan_viz.cli import app
+
+    runner = CliRunner()
+    base = ["train", "--data", "rooms:count=64", "--image-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "16",
+            "--max-steps", "2", "--no-progress", "--health-every", "0"]
+    assert runner.invoke(app, [*base, "--out", str(tmp_path / "p")]).exit_code == 0
+    res = runner.invoke(app, ["train", "--fork-from", str(tmp_path / "p"), "--ngf", "16", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "a fork keeps the model" in res.output
+    res = runner.invoke(app, ["train", "--fork-from", str(tmp_path / "p"), "--resume", "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2 and "give one of them" in res.output
+    res = runner.invoke(app, ["train", "--fork-from", str(tmp_path / "p"), "--label-smoothing", "0.1", "--max-steps", "2",
+                              "--no-progress", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "f" / "run.json").read_text())
+    assert info["train"]["label_smoothing"] == 0.1 and info["model"]["ngf"] == 8
+    assert info["lineage"]["changed"] == {"label_smoothing": [0.0, 0.1]}
