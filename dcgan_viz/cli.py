@@ -88,6 +88,9 @@ def train(
     augment: str = typer.Option(_T.augment, help="Remedy: DiffAugment on D's inputs, e.g. translation,cutout,color."),
     health_every: int = typer.Option(_T.health_every, help="Steps between health checks (diversity vs real; 0 = never)."),
     health_warmup: int = typer.Option(_T.health_warmup, help="Steps before low sample diversity counts as collapse."),
+    evaluator: Optional[str] = typer.Option(None, help="Evaluation helper (e.g. checkpoints/rooms-segmenter): Fréchet "
+                                            "distance each epoch in its feature space; the best epoch is kept in "
+                                            "checkpoints/best."),
     cache_dir: Optional[Path] = typer.Option(None, help="Prepared-cache directory for the data."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT exactly where it stopped, with "
                                 "its own settings (run.json); --epochs, --max-steps, --device ... may change."),
@@ -111,7 +114,8 @@ def train(
                       "collapse_steps": collapse_steps, "progress": not no_progress, "lr_d": lr_d,
                       "label_smoothing": label_smoothing, "instance_noise": instance_noise,
                       "instance_noise_steps": instance_noise_steps, "dequantize": dequantize, "augment": augment,
-                      "health_every": health_every, "health_warmup": health_warmup}
+                      "health_every": health_every, "health_warmup": health_warmup,
+                      "evaluator": evaluator}
         option_of = {"nc": "channels", "progress": "no_progress"}
         if resume:
             model, cfg, spec = resume_configs(

@@ -134,3 +134,53 @@ def collapse_advice(run_dir: str, checkpoint: str | None) -> str:
     source = checkpoint or f"{run_dir}/checkpoints/step-…"
     return (f"stop it and fork an earlier checkpoint with remedies: dcgan-viz train --fork-from {source} "
             f"--out NEW_RUN --augment translation,cutout,color --instance-noise 0.1 (docs/training.md)")
+
+
+FRECHET_N = 1000  # generated and real images per epoch-end Fréchet distance
+
+
+@dataclass
+class FrechetTracker:
+    """Fréchet distance in an evaluation helper's feature space, generated vs training images,
+    at the end of each epoch (the trainer keeps the best epoch's checkpoint by it).
+
+    ``features``: the evaluator's image -> (B, F) map; ``real``: (F,) mean and (F, F) covariance
+    of FRECHET_N training images spread evenly over the set; ``z``: latents (QUALITY_SEED,
+    0..FRECHET_N-1), the samples every shipped quality number uses."""
+
+    features: object
+    real_stats: tuple[torch.Tensor, torch.Tensor]
+    z: torch.Tensor
+
+    @classmethod
+    def for_run(cls, evaluator: str, G: Generator, images: torch.Tensor | np.ndarray,
+                device: torch.device) -> "FrechetTracker":
+        from .evaluation import load_evaluator
+        from .evaluation.frechet import feature_stats
+        from .evaluation.quality import QUALITY_SEED
+
+        model, _ = load_evaluator(evaluator, device=device)
+        m = int(images.shape[0])
+        idx = torch.linspace(0, m - 1, min(FRECHET_N, m)).round().long().unique()
+        real = from_uint8(torch.as_tensor(np.asarray(images[idx.numpy()])).to(device))
+        tracker = cls(features=model.features, real_stats=(torch.zeros(0), torch.zeros(0)),
+                      z=latents(G.cfg, QUALITY_SEED, FRECHET_N, device=device))
+        tracker.real_stats = feature_stats(tracker._features(real))
+        return tracker
+
+    @torch.no_grad()
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.features(x[i:i + 250]).float().cpu() for i in range(0, len(x), 250)])
+
+    @torch.no_grad()
+    def measure(self, G: Generator) -> float:
+        """Fréchet distance of G's samples (eval mode, as shipped samples are drawn) to the real images."""
+        from .evaluation.frechet import feature_stats, frechet_distance_from_stats
+
+        was = G.training
+        G.eval()
+        try:
+            fake = torch.cat([G(self.z[i:i + 250]).float() for i in range(0, len(self.z), 250)])
+        finally:
+            G.train(was)
+        return round(frechet_distance_from_stats(*feature_stats(self._features(fake)), *self.real_stats), 4)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import (
+    RUN_CHECKPOINTS,
     CheckpointError,
     load_train_state,
     load_weights_into,
@@ -44,10 +45,11 @@ from .data.spec import DataSpec
 from .images import from_uint8, grid, save_png
 from .latents import latents
 from .models import Discriminator, Generator, ModelConfig
-from .health import HEALTH_WARMUP, HealthProbe, collapse_advice, collapse_signs
+from .health import HEALTH_WARMUP, FrechetTracker, HealthProbe, collapse_advice, collapse_signs
 from .remedies import Remedies, RemedyBuffers, parse_augment
 
 LOG_FILE = "log.jsonl"
+BEST_CHECKPOINT = "best"  # checkpoints/best: the epoch with the lowest Fréchet distance (with --evaluator)
 SAMPLES_DIR = "samples"
 GRID_SEED = 0  # the fixed-noise grid is latents (seed 0, indices 0..63) of the model's prior
 
@@ -89,6 +91,7 @@ class TrainConfig:
     augment: str = ""  # DiffAugment policy on D's inputs: comma-separated translation, cutout, color
     health_every: int = 500  # steps between health checks (sample diversity vs real; 0 = never)
     health_warmup: int = HEALTH_WARMUP  # steps before low diversity counts as a sign of collapse
+    evaluator: str | None = None  # evaluation helper: Fréchet distance each epoch, best epoch kept (checkpoints/best)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,7 +142,7 @@ def run_segments(info: dict[str, Any], before: int | None = None) -> list[dict[s
     return [seg for seg in segs if before is None or seg["start_step"] < before]
 # Train settings a resumed run may change: where and how fast it runs, and how far it goes. The rest
 # (batch size, optimiser, seed) define the run and must stay, or the resume would not be exact.
-RESUMABLE_TRAIN_SETTINGS = ("epochs", "max_steps", "max_seconds", "device", "amp", "channels_last", "cuda_graph", "health_every", "health_warmup",
+RESUMABLE_TRAIN_SETTINGS = ("epochs", "max_steps", "max_seconds", "device", "amp", "channels_last", "cuda_graph", "health_every", "health_warmup", "evaluator",
                             "checkpoint_every", "keep_checkpoints", "flush_every", "collapse_steps", "grid_every",
                             "progress")
 
@@ -455,6 +458,8 @@ class Trainer:
         self.flush_every = train.flush_every or (50 if on_cuda else 1)
         self.grid_z = latents(model, GRID_SEED, train.grid_size, device=device)
         self.health = HealthProbe.for_run(self.G, images, device) if train.health_every else None
+        self.frechet = (FrechetTracker.for_run(train.evaluator, self.G, images, device)
+                        if train.evaluator and self.rank == 0 else None)
         self._health_at: dict[int, dict[str, float]] = {}  # step -> health measures, merged into its log row
         self._window_dgz: list[float] = []  # D(G(z)) since the last health check
         self._warned = False
@@ -525,16 +530,26 @@ class Trainer:
             self.gan.remedies.fill(_seeded(self.device, self.cfg.seed, 3, step, self.rank), step)
 
     # -- outputs ------------------------------------------------------------------------
-    def _save(self, metrics: dict[str, float]) -> Path:
+    def _best_frechet(self) -> float:
+        """The Fréchet distance of the run's best checkpoint so far (inf when there is none)."""
+        best = self.run_dir / RUN_CHECKPOINTS / BEST_CHECKPOINT / "checkpoint.json"
+        if not best.is_file():
+            return math.inf
+        return float(json.loads(best.read_text()).get("metrics", {}).get("frechet", math.inf))
+
+    def _save(self, metrics: dict[str, float], path: Path | None = None) -> Path:
+        """A checkpoint of this step in checkpoints/step-* (older ones pruned), or at ``path``
+        (never pruned: checkpoints/best)."""
         state = {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
-        path = save_checkpoint(
-            self.run_dir / "checkpoints" / f"step-{self.step:08d}", self.G, self.D, data=self.data,
+        saved = save_checkpoint(
+            path or self.run_dir / RUN_CHECKPOINTS / f"step-{self.step:08d}", self.G, self.D, data=self.data,
             train=self.cfg.to_dict() | {"world_size": self.world}, step=self.step, epoch=self.epoch,
             metrics=metrics, train_state=state, extra={"lineage": self.lineage} if self.lineage else None,
         )
-        for old in run_checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
-            shutil.rmtree(old, ignore_errors=True)
-        return path
+        if path is None:
+            for old in run_checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
+                shutil.rmtree(old, ignore_errors=True)
+        return saved
 
     def _write_grid(self, epoch: int) -> None:
         was_training = self.G.training
@@ -561,7 +576,8 @@ class Trainer:
             self._window_dgz.append(rec["d_g_z1"])
             if step in self._health_at:
                 rec.update(self._health_at.pop(step))
-                self._check_health(rec)
+                if "div_d" in rec:
+                    self._check_health(rec)
             if self.cfg.collapse_steps and self._collapse_run >= self.cfg.collapse_steps:
                 raise TrainingStopped(
                     f"collapse at step {step}: D(G(z)) < {self.cfg.collapse_threshold} for {self._collapse_run} steps; "
@@ -643,6 +659,9 @@ class Trainer:
                 self.epoch = (self.step - 1) // self.steps_per_epoch + 1
                 pending.append(self.step)
                 epoch_done = self.step % self.steps_per_epoch == 0
+                frechet = self.frechet.measure(self.G) if self.frechet is not None and epoch_done else None
+                if frechet is not None:
+                    self._health_at.setdefault(self.step, {})["frechet"] = frechet
                 ckpt_due = self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0
                 if self.cfg.max_seconds and len(pending) == self.flush_every and time.perf_counter() - t_start > self.cfg.max_seconds:
                     self.total_steps = self.step  # out of time: finish here with a final checkpoint
@@ -660,6 +679,9 @@ class Trainer:
                     self._write_grid(self.epoch)
                 if main and (ckpt_due or self.step == self.total_steps):
                     final = self._save(last)
+                    t_last = time.perf_counter()
+                if frechet is not None and frechet < self._best_frechet():
+                    self._save(last | {"frechet": frechet}, self.run_dir / RUN_CHECKPOINTS / BEST_CHECKPOINT)
                     t_last = time.perf_counter()
         finally:
             if bar is not None:

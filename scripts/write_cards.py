@@ -139,6 +139,26 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
+def remedies_line(train: dict) -> str:
+    """The remedy settings a run trained with (dcgan_viz.remedies), or the paper recipe."""
+    lr_d = train.get("lr_d")
+    parts = [f"D lr {lr_d} (TTUR)" if lr_d is not None else "",
+             f"one-sided label smoothing {train['label_smoothing']}" if train.get("label_smoothing") else "",
+             f"instance noise {train['instance_noise']} annealed to 0 by step {train.get('instance_noise_steps')}"
+             if train.get("instance_noise") else "",
+             f"dequantisation {train['dequantize']} levels" if train.get("dequantize") else "",
+             f"DiffAugment {train['augment']}" if train.get("augment") else ""]
+    return ", ".join(p for p in parts if p) or "none (the paper's recipe)"
+
+
+def lineage_line(lineage: dict) -> str:
+    """Where a forked run started: parent checkpoint, its step, what changed."""
+    changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in lineage.get("changed", {}).items()) or "nothing"
+    return (f"forked from {lineage['parent']} (step {lineage['parent_step']}, weights sha256 "
+            f"{str(lineage.get('parent_weights_sha256', ''))[:16]}…), optimiser state {lineage.get('optimizer_state')}; "
+            f"changed: {changed}")
+
+
 def gan_card(path: Path, evaluation: dict) -> str:
     meta = json.loads((path / "checkpoint.json").read_text())
     run = meta.get("training_run", {})
@@ -151,6 +171,8 @@ def gan_card(path: Path, evaluation: dict) -> str:
              f"| model | `{json.dumps(m)}` |",
              f"| training | {meta['step']} steps, {meta['epoch']} epochs, batch {t.get('batch_size')}, Adam lr {t.get('lr')} "
              f"betas ({t.get('beta1')}, {t.get('beta2')}), seed {t.get('seed')} |",
+             f"| remedies against collapse | {remedies_line(t)} |",
+             *([f"| lineage | {lineage_line(meta['lineage'])} |"] if meta.get("lineage") else []),
              f"| hardware, time | {run.get('device', '?')}, torch {run.get('torch', '?')}, {run.get('wall_seconds', '?')} s wall, "
              f"median {run.get('median_img_per_s', '?')} img/s, bf16 {run.get('amp_bf16')}, CUDA graph {run.get('cuda_graph')} |",
              f"| final losses (last step) | loss_D {_fmt(fm.get('loss_d'))}, loss_G {_fmt(fm.get('loss_g'))}, D(x) {_fmt(fm.get('d_x'))}, "

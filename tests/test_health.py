@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dcgan_viz.checkpoint import load_checkpoint
 from dcgan_viz.data.loading import load_imageset
 from dcgan_viz.data.spec import DataSpec
 from dcgan_viz.health import (
@@ -108,3 +109,24 @@ def test_trainer_warns_once_on_a_collapsing_run(tmp_path: Path, tiny_cfg: ModelC
     err = capsys.readouterr().err
     assert err.count("warning: step") == 1
     assert "D rejects every sample" in err and "--fork-from" in err and str(tmp_path / "run") in err
+
+
+def test_evaluator_tracks_frechet_each_epoch_and_keeps_the_best(tmp_path: Path, tiny_cfg: ModelConfig,
+                                                                tiny_images: torch.Tensor) -> None:
+    """With an evaluation helper, every epoch's last log row carries its Fréchet distance and
+    checkpoints/best holds the epoch with the lowest one (never pruned)."""
+    from dcgan_viz.evaluation import save_evaluator
+    from dcgan_viz.evaluation.segmenter import Segmenter, SegmenterConfig
+
+    torch.manual_seed(0)
+    save_evaluator(Segmenter(SegmenterConfig(width=4, depth=2)), tmp_path / "seg", meta={"classes": ["a"] * 9})
+    t = Trainer(tiny_cfg, TrainConfig(epochs=3, batch_size=32, checkpoint_every=100, keep_checkpoints=1,
+                                      progress=False, device="cpu", health_every=0, evaluator=str(tmp_path / "seg")),
+                SPEC, tiny_images, tmp_path / "run")
+    t.run()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    scored = {r["epoch"]: r["frechet"] for r in rows if "frechet" in r}
+    assert sorted(scored) == [1, 2, 3] and [r["step"] for r in rows if "frechet" in r] == [4, 8, 12]
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best", device="cpu")
+    assert best.meta["metrics"]["frechet"] == min(scored.values())
+    assert best.meta["epoch"] == min(scored, key=scored.get)

@@ -80,3 +80,22 @@ def test_loss_figure_traces_and_thinning():
     names = [t.name for t in fig.data]
     assert names == ["loss_D", "loss_G", "D(x)", "D(G(z)) before D step", "D(G(z)) after D step"]
     assert len(fig.data[0].x) <= 101 and fig.data[0].x[-1] == 1000
+
+
+def test_loss_figure_plots_the_sparse_health_checks():
+    """Health rows come every health_every steps (NaN between): each check is a point of its trace."""
+    recs = _records(1000)
+    for r in recs:
+        if r["step"] % 250 == 0:
+            r.update(div_d=0.8, nn_d=0.6, div_pix=0.9)
+    log = read_log_text(recs)
+    fig = loss_figure(log, max_points=100)
+    health = {t.name: t for t in fig.data if t.name.startswith(("diversity", "distinct"))}
+    assert sorted(health) == ["distinct real neighbours", "diversity in D's features", "diversity in pixels"]
+    assert list(health["diversity in D's features"].x) == [250, 500, 750, 1000]
+    assert list(health["distinct real neighbours"].y) == [0.6] * 4
+
+
+def read_log_text(recs: list[dict]) -> dict[str, np.ndarray]:
+    keys = sorted({k for r in recs for k in r})
+    return {k: np.asarray([r.get(k, np.nan) for r in recs], dtype=float) for k in keys}

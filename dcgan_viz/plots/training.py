@@ -1,4 +1,8 @@
-"""Training curves: a run log (``dcgan_viz.runlog.read_log``) -> plotly figure."""
+"""Training curves: a run log (``dcgan_viz.runlog.read_log``) -> plotly figure.
+
+Rows: losses; D(x) and D(G(z)); and, where the run logged health checks (dcgan_viz.health),
+generated / real sample diversity with the thresholds below which the trainer warns.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ CURVES = (
     ("d_x", "D(x)", 2),
     ("d_g_z1", "D(G(z)) before D step", 2),
     ("d_g_z2", "D(G(z)) after D step", 2),
+    ("div_d", "diversity in D's features", 3),
+    ("nn_d", "distinct real neighbours", 3),
+    ("div_pix", "diversity in pixels", 3),
 )
+HEALTH_KEYS = ("div_d", "nn_d", "div_pix")
 
 
 def loss_figure(log: dict[str, np.ndarray], max_points: int = 4000, title: str | None = None):
@@ -20,21 +28,32 @@ def loss_figure(log: dict[str, np.ndarray], max_points: int = 4000, title: str |
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("losses", "discriminator outputs"))
+    from ..health import DIVERSITY_WARN, NEIGHBOURS_WARN
+
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.36, 0.32, 0.32],
+                        subplot_titles=("losses", "discriminator outputs",
+                                        "sample health: generated / real (below a dotted line: collapse)"))
     n = len(next(iter(log.values()))) if log else 0
     steps = np.asarray(log.get("step", np.arange(1, n + 1)), dtype=np.float64)
     keep = np.arange(n)
     if n > max_points > 0:
         keep = np.unique(np.r_[np.arange(0, n, int(np.ceil(n / max_points))), n - 1])
     for key, name, row in CURVES:
-        if key in log:
-            fig.add_trace(go.Scattergl(x=steps[keep], y=np.asarray(log[key])[keep], name=name, mode="lines"),
-                          row=row, col=1)
-    fig.update_xaxes(title_text="step", row=2, col=1)
+        if key not in log:
+            continue
+        values = np.asarray(log[key], dtype=np.float64)
+        if key in HEALTH_KEYS:  # logged every health_every steps only: plot the checks themselves
+            at = np.flatnonzero(np.isfinite(values))
+            fig.add_trace(go.Scattergl(x=steps[at], y=values[at], name=name, mode="lines+markers"), row=row, col=1)
+        else:
+            fig.add_trace(go.Scattergl(x=steps[keep], y=values[keep], name=name, mode="lines"), row=row, col=1)
+    for level in (DIVERSITY_WARN, NEIGHBOURS_WARN):
+        fig.add_hline(y=level, line_dash="dot", line_color="grey", row=3, col=1)
+    fig.update_xaxes(title_text="step", row=3, col=1)
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=1)
-    fig.update_layout(height=520, margin=dict(l=50, r=20, t=50 if title else 30, b=40),
+    fig.update_yaxes(title_text="ratio", rangemode="tozero", row=3, col=1)
+    fig.update_layout(height=720, margin=dict(l=50, r=20, t=50 if title else 30, b=40),
                       title=title, legend=dict(orientation="h", y=-0.12), uirevision="keep")
     if not n:
         fig.add_annotation(text="no training log yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
