@@ -174,10 +174,11 @@ def info(
 ) -> None:
     """Print a checkpoint's model config, data spec, training config and metrics."""
     def go() -> None:
-        from .checkpoint import read_meta, resolve_checkpoint
+        from .checkpoint import check_weights, model_config, read_meta, resolve_checkpoint
 
         path = resolve_checkpoint(checkpoint)
         meta = read_meta(path)
+        check_weights(path, meta, model_config(path, meta))  # a card is only shown for usable weights
         if as_json:
             typer.echo(json.dumps(meta, indent=2, sort_keys=True))
             return

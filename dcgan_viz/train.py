@@ -38,6 +38,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .data.spec import DataSpec
+from .devices import resolve_device
 from .images import from_uint8, grid, save_png
 from .latents import latents
 from .models import Discriminator, Generator, ModelConfig
@@ -85,6 +86,7 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def __post_init__(self) -> None:
+        _check_train_numbers(self)
         if self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (batchnorm needs a batch)")
         if self.epochs < 1 and not self.max_steps:
@@ -93,6 +95,48 @@ class TrainConfig:
                               ("cuda_graph", ("auto", "on", "off"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+
+def _check_train_numbers(cfg: TrainConfig) -> None:
+    """Types and ranges of TrainConfig's numbers: nonsense (``max_steps=-3``, ``keep_checkpoints=0``,
+    ``checkpoint_every=-1``, a string from a hand-edited run.json) is a ValueError, not a silent no-op."""
+    def integer(name: str, low: int, optional: bool = False) -> None:
+        value = getattr(cfg, name)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+
+    def number(name: str, low: float, high: float, optional: bool = False) -> None:
+        value = getattr(cfg, name)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+    integer("epochs", 0)
+    integer("max_steps", 1, optional=True)
+    integer("batch_size", 2)
+    integer("seed", -(1 << 63))
+    integer("checkpoint_every", 0)  # 0: only the final checkpoint
+    integer("keep_checkpoints", 1)
+    integer("flush_every", 1, optional=True)
+    integer("collapse_steps", 0)
+    integer("grid_size", 1)
+    integer("grid_every", 1)
+    number("max_seconds", 1e-9, 1e12, optional=True)
+    number("lr", 1e-12, 10.0)
+    number("beta1", 0.0, 0.999999)
+    number("beta2", 0.0, 0.999999)
+    number("collapse_threshold", 0.0, 1.0)
+    if not isinstance(cfg.device, str):
+        raise ValueError(f"device must be text, got {cfg.device!r}")
+    if not isinstance(cfg.progress, bool):
+        raise ValueError(f"progress must be true or false, got {cfg.progress!r}")
 
 
 RUN_FILE = "run.json"
@@ -277,12 +321,7 @@ class GANStep:
 
 
 def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return dev
+    return resolve_device(name)
 
 
 def _dist_info() -> tuple[int, int, int]:
