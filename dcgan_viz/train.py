@@ -17,6 +17,7 @@ A resumed run therefore replays the uninterrupted run exactly without storing RN
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -37,12 +38,15 @@ from .checkpoint import (
     run_checkpoints,
     save_checkpoint,
 )
+from .checkpoint_schema import read_json, validate_run_info
 from .data.spec import DataSpec
 from .devices import resolve_device
+from .fsutil import atomic_write, atomic_write_json, clean_stale
 from .images import from_uint8, grid, save_png
 from .latents import latents
 from .models import Discriminator, Generator, ModelConfig
 
+log = logging.getLogger(__name__)
 LOG_FILE = "log.jsonl"
 SAMPLES_DIR = "samples"
 GRID_SEED = 0  # the fixed-noise grid is latents (seed 0, indices 0..63) of the model's prior
@@ -177,7 +181,7 @@ def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, 
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {RUN_FILE} inside)")
     try:
-        saved = json.loads(path.read_text())
+        saved = validate_run_info(read_json(path, RUN_FILE), path)
         run_model = ModelConfig.from_dict(saved["model"])
         run_train = TrainConfig.from_dict(saved["train"])
         run_data = DataSpec.from_dict(saved["data"])
@@ -387,6 +391,7 @@ class Trainer:
             torch.manual_seed(train.seed)
             self.G, self.D = Generator(model), Discriminator(model)
         self.step, self.epoch = 0, 0
+        self._check_run_dir(resume)
         if resume:
             self._load_resume()
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -407,29 +412,78 @@ class Trainer:
         self.flush_every = train.flush_every or (50 if on_cuda else 1)
         self.grid_z = latents(model, GRID_SEED, train.grid_size, device=device)
 
+    # -- run directory ------------------------------------------------------------------
+    def _check_run_dir(self, resume: bool) -> None:
+        """A fresh run never mixes with a run already in ``run_dir`` (it would prune that run's
+        checkpoints or its own, and log the same steps twice); leftovers of interrupted saves go."""
+        if not resume and run_checkpoints(self.run_dir):
+            raise ValueError(f"{self.run_dir}: holds a training run; continue it with --resume, or choose a new --out")
+        if self.rank == 0:
+            for folder in (self.run_dir, self.run_dir / "checkpoints", self.run_dir / SAMPLES_DIR):
+                clean_stale(folder)
+
     # -- resume -------------------------------------------------------------------------
     def _load_resume(self) -> None:
+        """Load the newest intact checkpoint; a damaged newest one (bad JSON, truncated weights, sha256
+        mismatch, unreadable optimizer state) is skipped with one logged line, the one before it used."""
         self._resume_state = None
-        path = _resume_checkpoint(self.run_dir)
-        meta = load_weights_into(path, self.G, self.D)
-        if DataSpec.from_dict(meta.get("data") or {}) != self.data:
-            raise CheckpointError(f"{path}: checkpoint was trained on different data ({meta.get('data')})")
-        state = load_train_state(path)
-        if state is None:
-            raise CheckpointError(f"{path}: has no optimizer state ({path.name}/train_state.pt); cannot resume exactly")
+        found = run_checkpoints(self.run_dir)
+        if not found:
+            _resume_checkpoint(self.run_dir)  # raises: nothing to resume
+        damaged: list[str] = []
+        for path in reversed(found):
+            try:
+                meta = load_weights_into(path, self.G, self.D)
+            except CheckpointError as exc:
+                damaged.append(f"{path.name} ({exc})")
+                continue
+            if DataSpec.from_dict(meta.get("data") or {}) != self.data:
+                raise CheckpointError(f"{path}: checkpoint was trained on different data ({meta.get('data')})")
+            try:
+                state = load_train_state(path)
+            except CheckpointError as exc:
+                damaged.append(f"{path.name} ({exc})")
+                continue
+            if state is None:
+                raise CheckpointError(f"{path}: has no optimizer state ({path.name}/train_state.pt); cannot resume exactly")
+            break
+        else:
+            raise CheckpointError(f"{self.run_dir}: no intact checkpoint to resume from (newest: {damaged[0]})")
+        if damaged and self.rank == 0:
+            log.warning("resuming from %s: skipped damaged newer checkpoint(s): %s", path.name, "; ".join(damaged))
         self._resume_state = state
         self.step, self.epoch = int(meta["step"]), int(meta["epoch"])
+        self.resumed_from = path
         self._truncate_log(self.step)
 
     _resume_state: dict[str, Any] | None = None
+    resumed_from: Path | None = None
 
     def _truncate_log(self, step: int) -> None:
-        """Drop log lines past ``step`` (a killed run may have logged steps after its last checkpoint)."""
-        log = self.run_dir / LOG_FILE
-        if not log.exists() or self.rank != 0:
+        """Drop log lines past ``step`` (a killed run may have logged steps after its last checkpoint)
+        and a partial last line (a kill mid-write); a corrupt earlier line is a CheckpointError naming
+        the file and line. The shortened log replaces the old one atomically."""
+        log_path = self.run_dir / LOG_FILE
+        if not log_path.exists() or self.rank != 0:
             return
-        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        log.write_text("".join(ln + "\n" for ln in keep))
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        keep = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                rec_step = rec["step"]
+                if isinstance(rec_step, bool) or not isinstance(rec_step, int):
+                    raise ValueError("step is not an integer")
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                if number == len(lines):
+                    break  # a partial last line: the run was killed while writing it
+                raise CheckpointError(f"{log_path}: line {number} is corrupt ({str(exc)[:80]}); "
+                                      "fix or remove that line to resume") from None
+            if rec_step <= step:
+                keep.append(line)
+        atomic_write(log_path, lambda p: p.write_text("".join(ln + "\n" for ln in keep)))
 
     # -- randomness ---------------------------------------------------------------------
     def _epoch_perm(self, epoch: int) -> torch.Tensor:
@@ -455,7 +509,8 @@ class Trainer:
             train=self.cfg.to_dict() | {"world_size": self.world}, step=self.step, epoch=self.epoch,
             metrics=metrics, train_state=state,
         )
-        for old in run_checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
+        older = [p for p in run_checkpoints(self.run_dir) if p.name < path.name]  # never this one or newer
+        for old in older[: max(0, len(older) - (self.cfg.keep_checkpoints - 1))]:
             shutil.rmtree(old, ignore_errors=True)
         return path
 
@@ -502,7 +557,7 @@ class Trainer:
         path = self.run_dir / RUN_FILE
         if self.step == 0 or not path.is_file():
             return []
-        return run_segments(json.loads(path.read_text()), before=self.step)
+        return run_segments(validate_run_info(read_json(path, RUN_FILE), path), before=self.step)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Path | None:
@@ -511,14 +566,16 @@ class Trainer:
         main = self.rank == 0
         if main:
             here = {"start_step": self.step, "device": str(self.device), "threads": torch.get_num_threads()}
-            (self.run_dir / RUN_FILE).write_text(json.dumps({
+            atomic_write_json(self.run_dir / RUN_FILE, {
                 "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "data": self.data.to_dict(),
                 "world_size": self.world, "device": str(self.device), "amp": self.amp,
                 "channels_last": self.channels_last, "cuda_graph": self.use_graph,
                 "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                 "segments": self._earlier_segments() + [here],
-            }, indent=2) + "\n")
-        log_fh = open(self.run_dir / LOG_FILE, "a") if main else None
+            })
+        # a fresh run starts a new log (a run killed before its first checkpoint left nothing to keep);
+        # a resumed one appends after the lines _truncate_log kept
+        log_fh = open(self.run_dir / LOG_FILE, "a" if self.step else "w") if main else None
         bar = None
         if main and self.cfg.progress:
             from tqdm.auto import tqdm
