@@ -511,7 +511,9 @@ class Trainer:
         )
         older = [p for p in run_checkpoints(self.run_dir) if p.name < path.name]  # never this one or newer
         for old in older[: max(0, len(older) - (self.cfg.keep_checkpoints - 1))]:
-            shutil.rmtree(old, ignore_errors=True)
+            doomed = old.parent / f".{old.name}.old-{os.getpid()}"  # out of the listing at once; a kill
+            os.replace(old, doomed)  # mid-delete leaves a temp name clean_stale removes, not half a checkpoint
+            shutil.rmtree(doomed, ignore_errors=True)
         return path
 
     def _write_grid(self, epoch: int) -> None:
