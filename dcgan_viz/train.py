@@ -425,7 +425,7 @@ class Trainer:
     # -- resume -------------------------------------------------------------------------
     def _load_resume(self) -> None:
         """Load the newest intact checkpoint; a damaged newest one (bad JSON, truncated weights, sha256
-        mismatch, unreadable optimizer state) is skipped with one logged line, the one before it used."""
+        mismatch, missing or unreadable optimizer state) is skipped with one logged line, the one before it used."""
         self._resume_state = None
         found = run_checkpoints(self.run_dir)
         if not found:
@@ -441,11 +441,12 @@ class Trainer:
                 raise CheckpointError(f"{path}: checkpoint was trained on different data ({meta.get('data')})")
             try:
                 state = load_train_state(path)
+                if state is None:
+                    raise CheckpointError(f"{path}: has no optimizer state ({path.name}/train_state.pt); "
+                                          "cannot resume exactly")
             except CheckpointError as exc:
                 damaged.append(f"{path.name} ({exc})")
                 continue
-            if state is None:
-                raise CheckpointError(f"{path}: has no optimizer state ({path.name}/train_state.pt); cannot resume exactly")
             break
         else:
             raise CheckpointError(f"{self.run_dir}: no intact checkpoint to resume from (newest: {damaged[0]})")
@@ -467,7 +468,7 @@ class Trainer:
         if not log_path.exists() or self.rank != 0:
             return
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        keep = []
+        keep, last = [], 0
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -483,6 +484,10 @@ class Trainer:
                                       "fix or remove that line to resume") from None
             if rec_step <= step:
                 keep.append(line)
+                last = rec_step
+        if last < step:
+            log.warning("%s: the log ends at step %d but the checkpoint is at step %d; those steps stay missing "
+                        "from the log", log_path, last, step)
         atomic_write(log_path, lambda p: p.write_text("".join(ln + "\n" for ln in keep)))
 
     # -- randomness ---------------------------------------------------------------------

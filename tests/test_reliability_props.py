@@ -228,7 +228,7 @@ def _apply(run: Path, kind: str, n: int, value) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=15, **SETTINGS)
+@settings(max_examples=12, **SETTINGS)
 @given(mutations=run_mutation())
 def test_mutated_run_directory_resumes_exactly_or_refuses(run_template: Path, mutations) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,6 +241,8 @@ def test_mutated_run_directory_resumes_exactly_or_refuses(run_template: Path, mu
         check_outcome(res, allow_ok=True)
         if res.exit_code == 0:
             steps = [json.loads(ln)["step"] for ln in (run / "log.jsonl").read_text().splitlines()]
-            assert steps == list(range(1, 7)), steps  # every step once: nothing mixed, nothing repeated
+            assert steps == sorted(set(steps)) and steps[-2:] == [5, 6], steps  # nothing mixed, nothing repeated
+            if not any(kind.startswith("log") for kind, _, _ in mutations):
+                assert steps == list(range(1, 7)), steps  # lines lost from the log itself cannot come back
             assert (run / "checkpoints" / "step-00000006" / "checkpoint.json").is_file()
             assert not (run / "checkpoints" / ".step-00000006.tmp-999999999").exists()
