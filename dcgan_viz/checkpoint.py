@@ -91,12 +91,16 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint directory atomically (temp dir + rename); returns its path.
 
-    ``half`` stores weights as fp16 (loaded back as fp32). An existing directory at ``path``
-    is replaced only after the new one is complete.
+    ``half`` stores weights as fp16 (loaded back as fp32). An existing checkpoint directory at
+    ``path`` is replaced only after the new one is complete; anything else there is refused.
     """
     from safetensors.torch import save_file
 
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise CheckpointError(f"{path}: is an existing file, not a checkpoint directory; choose another destination")
+    if path.is_dir() and not _is_checkpoint_dir(path) and any(path.iterdir()):
+        raise CheckpointError(f"{path}: exists and is not a checkpoint; a save replaces only a checkpoint directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     if tmp.exists():

@@ -509,8 +509,13 @@ class Trainer:
     # -- outputs ------------------------------------------------------------------------
     def _save(self, metrics: dict[str, float]) -> Path:
         state = {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        target = self.run_dir / "checkpoints" / f"step-{self.step:08d}"
+        if target.is_dir() and not (target / "checkpoint.json").is_file():  # this run's own damaged leftover
+            doomed = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.replace(target, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
         path = save_checkpoint(
-            self.run_dir / "checkpoints" / f"step-{self.step:08d}", self.G, self.D, data=self.data,
+            target, self.G, self.D, data=self.data,
             train=self.cfg.to_dict() | {"world_size": self.world}, step=self.step, epoch=self.epoch,
             metrics=metrics, train_state=state,
         )

@@ -249,6 +249,20 @@ def test_item5_analysis_and_sample_outputs(ckpt: Path, tmp_path: Path) -> None:
     assert (tmp_path / "file").read_text() == "x"
 
 
+def test_item5_save_checkpoint_refuses_foreign_dir(tmp_path: Path, tiny_cfg: ModelConfig) -> None:
+    G, D = build_models(tiny_cfg)
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "ch1.tex").write_text("x")
+    (tmp_path / "file").write_text("x")
+    for dest in ("thesis", "file"):
+        with pytest.raises(CheckpointError):
+            save_checkpoint(tmp_path / dest, G, D, data=SPEC)
+    assert (tmp_path / "thesis" / "ch1.tex").read_text() == "x" and (tmp_path / "file").read_text() == "x"
+    save_checkpoint(tmp_path / "ck", G, D, data=SPEC)
+    save_checkpoint(tmp_path / "ck", G, D, data=SPEC, step=1)  # its own checkpoint is replaced
+    assert json.loads((tmp_path / "ck" / "checkpoint.json").read_text())["step"] == 1
+
+
 def test_item5_oserror_is_one_line_last_defence(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dcgan_viz.images as images
 
@@ -357,7 +371,7 @@ def test_item9_corrupt_earlier_log_line_names_the_file(tmp_path: Path, tiny_cfg:
         _trainer(run, 6, tiny_cfg, tiny_images, resume=True)
 
 
-@pytest.mark.parametrize("damage", ["json", "weights", "sha", "state"])
+@pytest.mark.parametrize("damage", ["json", "no_json", "weights", "sha", "state", "no_state"])
 def test_item9_damaged_newest_checkpoint_falls_back(tmp_path: Path, tiny_cfg: ModelConfig, tiny_images: torch.Tensor,
                                                     damage: str, caplog: pytest.LogCaptureFixture) -> None:
     full = _trainer(tmp_path / "full", 6, tiny_cfg, tiny_images)
@@ -367,6 +381,10 @@ def test_item9_damaged_newest_checkpoint_falls_back(tmp_path: Path, tiny_cfg: Mo
     newest = run_checkpoints(run)[-1]
     if damage == "json":
         (newest / "checkpoint.json").write_text('{"format": "dcgan-viz-checkpoint", "form')
+    elif damage == "no_json":  # not listed as a checkpoint any more; its directory is replaced at step 4
+        (newest / "checkpoint.json").unlink()
+    elif damage == "no_state":
+        (newest / "train_state.pt").unlink()
     elif damage == "weights":
         data = (newest / "model.safetensors").read_bytes()
         (newest / "model.safetensors").write_bytes(data[: len(data) // 2])
@@ -379,7 +397,8 @@ def test_item9_damaged_newest_checkpoint_falls_back(tmp_path: Path, tiny_cfg: Mo
     with caplog.at_level("WARNING"):
         resumed = _trainer(run, 6, tiny_cfg, tiny_images, resume=True)
     assert resumed.step == 2 and resumed.resumed_from.name == "step-00000002"
-    assert "skipped damaged" in caplog.text and "step-00000004" in caplog.text
+    if damage != "no_json":
+        assert "skipped damaged" in caplog.text and "step-00000004" in caplog.text
     resumed.run()
     assert all(torch.equal(a, b) for a, b in zip(full.G.state_dict().values(), resumed.G.state_dict().values()))
     assert [json.loads(ln)["step"] for ln in (run / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
