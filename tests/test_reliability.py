@@ -288,6 +288,10 @@ def test_item6_bad_device_is_one_line_error(ckpt: Path, tmp_path: Path, device: 
     one_line_error(runner.invoke(app, [verb, str(ckpt), "--device", device, "--out", str(out)]), device)
 
 
+def test_item6_dashboard_device_checked_before_serving(ckpt: Path) -> None:
+    one_line_error(runner.invoke(app, ["dashboard", "--checkpoints", str(ckpt.parent), "--device", "tpu"]), "tpu")
+
+
 def test_item6_one_resolver() -> None:
     from dcgan_viz.devices import resolve_device
     from dcgan_viz.evaluation.training import resolve_device as eval_resolve
