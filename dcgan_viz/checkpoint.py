@@ -27,11 +27,11 @@ from typing import Any
 import torch
 
 from . import __version__
+from .checkpoint_schema import FORMAT, FORMAT_VERSION, SchemaError, read_json, validate_meta
 from .data.spec import DataSpec
+from .devices import resolve_device
 from .models import Discriminator, Generator, ModelConfig
 
-FORMAT = "dcgan-viz-checkpoint"
-FORMAT_VERSION = 1
 META_FILE = "checkpoint.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "train_state.pt"
@@ -64,7 +64,7 @@ class Bundle:
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(None)
 
 
 def _sha256(path: Path) -> str:
@@ -91,12 +91,16 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint directory atomically (temp dir + rename); returns its path.
 
-    ``half`` stores weights as fp16 (loaded back as fp32). An existing directory at ``path``
-    is replaced only after the new one is complete.
+    ``half`` stores weights as fp16 (loaded back as fp32). An existing checkpoint directory at
+    ``path`` is replaced only after the new one is complete; anything else there is refused.
     """
     from safetensors.torch import save_file
 
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise CheckpointError(f"{path}: is an existing file, not a checkpoint directory; choose another destination")
+    if path.is_dir() and not _is_checkpoint_dir(path) and any(path.iterdir()):
+        raise CheckpointError(f"{path}: exists and is not a checkpoint; a save replaces only a checkpoint directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -174,36 +178,74 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's JSON, validated for format and version."""
+    """The checkpoint's JSON, validated (format, version, types, ranges, sizes, nesting) by
+    checkpoint_schema; CheckpointError (one line naming the file) otherwise."""
     path = resolve_checkpoint(path)
+    meta_file = path / META_FILE
     try:
-        meta = json.loads((path / META_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path / META_FILE}: corrupt JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a dcgan-viz checkpoint (format is {meta.get('format') if isinstance(meta, dict) else None!r})")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {version} is newer than this dcgan-viz understands ({FORMAT_VERSION}); upgrade dcgan-viz"
-        )
-    return meta
+        return validate_meta(read_json(meta_file, META_FILE), meta_file)
+    except SchemaError as exc:
+        raise CheckpointError(str(exc)) from None
+    except OSError as exc:
+        raise CheckpointError(f"{meta_file}: unreadable ({exc.strerror or exc})") from None
 
 
-def _read_weights(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """``"G.<param>"`` / ``"D.<param>"`` -> shape for ``cfg``, computed on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        G, D = Generator(cfg), Discriminator(cfg)
+    return {f"{prefix}.{k}": tuple(v.shape) for prefix, net in (("G", G), ("D", D)) for k, v in net.state_dict().items()}
+
+
+def check_weights(path: Path, meta: dict[str, Any], cfg: ModelConfig, verify_hash: bool = True) -> None:
+    """The weights file exists, matches its recorded sha256 (``verify_hash``), and its safetensors header
+    holds exactly the tensors ``cfg`` needs with the right shapes; read from the header alone, before
+    any net is built or any tensor allocated. CheckpointError (one line) otherwise."""
+    from safetensors import SafetensorError, safe_open
 
     wfile = path / WEIGHTS_FILE
     if not wfile.is_file():
         raise CheckpointError(f"{path}: weights file {WEIGHTS_FILE} is missing")
-    expected = meta.get("weights_sha256")
-    if expected and _sha256(wfile) != expected:
+    expected_sha = meta.get("weights_sha256")
+    if verify_hash and expected_sha and _sha256(wfile) != expected_sha:
         raise CheckpointError(f"{wfile}: weights are truncated or corrupt (sha256 does not match checkpoint.json)")
     try:
+        with safe_open(str(wfile), framework="pt") as fh:
+            found = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{wfile}: unreadable weights ({(str(exc).splitlines() or [type(exc).__name__])[0][:200]})") from None
+    want = expected_shapes(cfg)
+    for prefix in ("G", "D"):
+        mine = {k for k in want if k.startswith(prefix + ".")}
+        theirs = {k for k in found if k.startswith(prefix + ".")}
+        missing, unexpected = sorted(mine - theirs), sorted(theirs - mine)
+        if missing or unexpected:
+            what = f"missing {[k[2:] for k in missing[:3]]}" if missing else f"unexpected {[k[2:] for k in unexpected[:3]]}"
+            raise CheckpointError(f"{path}: {prefix} weights do not fit the model config ({what})")
+        for k in sorted(mine):
+            if found[k] != want[k]:
+                raise CheckpointError(f"{path}: {prefix} weights do not fit the model config "
+                                      f"({k[2:]}: {found[k]} vs {want[k]})")
+
+
+def _read_weights(path: Path, meta: dict[str, Any], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    check_weights(path, meta, cfg)
+    wfile = path / WEIGHTS_FILE
+    try:
         return load_file(str(wfile))
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{wfile}: unreadable weights ({str(exc).splitlines()[0]})") from None
+
+
+def model_config(path: Path, meta: dict[str, Any]) -> ModelConfig:
+    """The (already validated) model config of a checkpoint's meta."""
+    try:
+        return ModelConfig.from_dict(meta["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid model config in {META_FILE} ({exc})") from None
 
 
 def _load_net(net: torch.nn.Module, prefix: str, tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -227,18 +269,18 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
 
     ``device`` None = CUDA when available, else CPU. Raises CheckpointError (one line) on any problem.
     """
+    dev = resolve_device(device)  # a bad --device fails before anything is read
     path = resolve_checkpoint(path)
     meta = read_meta(path)
+    cfg = model_config(path, meta)
     try:
-        cfg = ModelConfig.from_dict(meta["model"])
         data = DataSpec.from_dict(meta.get("data") or {})
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: invalid model/data config in {META_FILE} ({exc})") from None
-    tensors = _read_weights(path, meta)
+        raise CheckpointError(f"{path}: invalid data spec in {META_FILE} ({exc})") from None
+    tensors = _read_weights(path, meta, cfg)  # shapes checked from the header before the nets are built
     G, D = Generator(cfg), Discriminator(cfg)
     _load_net(G, "G", tensors, path)
     _load_net(D, "D", tensors, path)
-    dev = torch.device(device) if device is not None else default_device()
     G.to(dev).eval()
     D.to(dev).eval()
     for p in (*G.parameters(), *D.parameters()):
@@ -265,9 +307,9 @@ def load_weights_into(path: str | Path, G: Generator, D: Discriminator) -> dict[
     """Load a checkpoint's weights into existing models (for resume); returns its meta."""
     path = resolve_checkpoint(path)
     meta = read_meta(path)
-    if ModelConfig.from_dict(meta["model"]) != G.cfg:
+    if model_config(path, meta) != G.cfg:
         raise CheckpointError(f"{path}: checkpoint model config differs from the run's config")
-    tensors = _read_weights(path, meta)
+    tensors = _read_weights(path, meta, G.cfg)
     _load_net(G, "G", tensors, path)
     _load_net(D, "D", tensors, path)
     return meta

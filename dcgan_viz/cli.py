@@ -7,6 +7,7 @@ the library and the dashboard cannot disagree.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -14,6 +15,7 @@ from typing import Optional
 import typer
 
 from .models import ModelConfig
+from .outputs import image_file, prepared_dir, run_dir
 from .train import TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -42,7 +44,16 @@ def _user_errors():
     return tuple(errors)
 
 
+def _os_error_line(exc: OSError) -> str:
+    """``path: reason`` for an OSError (PermissionError, IsADirectoryError, FileExistsError, a full disk ...)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename if exc.filename is not None else None
+    return f"{where}: {reason}" if where is not None else reason
+
+
 def _run(fn):
+    """Run a verb; the user's input problems become one line ``error: ...`` and exit 2. The causes are
+    checked up front (outputs, checkpoint_schema, devices); this is the last line of defence."""
     from .train import TrainingStopped
 
     try:
@@ -52,6 +63,12 @@ def _run(fn):
     except _user_errors() as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         _fail(msg.strip("'\""))
+    except OSError as exc:  # PermissionError, IsADirectoryError, FileExistsError, NotADirectoryError, ENOSPC
+        _fail(_os_error_line(exc))
+    except RecursionError:
+        _fail("input nested too deeply (RecursionError)")
+    except MemoryError:
+        _fail("out of memory: the requested sizes are too large for this machine")
 
 
 @app.command()
@@ -117,6 +134,7 @@ def train(
                       "health_every": health_every, "health_warmup": health_warmup,
                       "evaluator": evaluator}
         option_of = {"nc": "channels", "progress": "no_progress"}
+        run_dir(out, resume=resume)  # the output-path policy, before any data is loaded
         if resume:
             model, cfg, spec = resume_configs(
                 out, {k: v for k, v in model_opts.items() if option_of.get(k, k) in given},
@@ -159,6 +177,7 @@ def prepare(
         from .data.spec import DataSpec
 
         spec = DataSpec.parse(source, size=size, split=split, **({"channels": channels} if channels else {}))
+        prepared_dir(out)  # the output-path policy, before any image is read
         result = prepare_cache(spec, out, progress=not no_progress)
         n, h, w, c = result.images.shape
         typer.echo(f"prepared {n} images {h}x{w}x{c} in {out} (skipped {result.skipped} unreadable files)")
@@ -179,12 +198,17 @@ def sample(
     """Write a grid of samples: latents (seed, start .. start+n-1)."""
     def go() -> None:
         from .checkpoint import load_checkpoint
-        from .images import grid, save_png
+        from .images import check_png_size, grid, save_png
         from .sampling import generate
 
         if n < 1 or n > 4096:
             raise ValueError(f"n must be between 1 and 4096, got {n}")
+        if scale < 1:
+            raise ValueError(f"--scale must be a positive integer, got {scale}")
+        image_file(out)  # the output-path policy, before the model is loaded
         bundle = load_checkpoint(checkpoint, device=device)
+        side, nrow = bundle.config.image_size, max(1, math.ceil(math.sqrt(n)))
+        check_png_size(math.ceil(n / nrow) * (side + 2) + 2, nrow * (side + 2) + 2, bundle.config.nc, scale)
         images = generate(bundle, seed, range(start, start + n))
         save_png(out, grid(images), scale=scale)
         typer.echo(f"wrote {out} ({n} samples, seed {seed}, indices {start}..{start + n - 1})")
@@ -198,10 +222,11 @@ def info(
 ) -> None:
     """Print a checkpoint's model config, data spec, training config and metrics."""
     def go() -> None:
-        from .checkpoint import read_meta, resolve_checkpoint
+        from .checkpoint import check_weights, model_config, read_meta, resolve_checkpoint
 
         path = resolve_checkpoint(checkpoint)
         meta = read_meta(path)
+        check_weights(path, meta, model_config(path, meta))  # a card is only shown for usable weights
         if as_json:
             typer.echo(json.dumps(meta, indent=2, sort_keys=True))
             return

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .fsutil import atomic_write
+from .outputs import PNG_SOFTWARE
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -44,16 +46,35 @@ def grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 
     return out
 
 
-def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
-    """uint8 (H, W, C) with C in {1, 3} -> PNG bytes (nearest-neighbour upscaled by ``scale``)."""
-    from PIL import Image
+MAX_PNG_BYTES = 1 << 30  # uncompressed pixels of one written PNG
 
+
+def check_png_size(height: int, width: int, channels: int, scale: int) -> None:
+    """ValueError (one line) unless ``scale`` is a positive integer and the upscaled image stays
+    under MAX_PNG_BYTES: checked before anything is allocated."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    scale = int(scale)
+    size = height * scale * width * scale * channels
+    if size > MAX_PNG_BYTES:
+        raise ValueError(f"the PNG would be {width * scale}x{height * scale} px ({size / 2**30:.1f} GiB); "
+                         f"use a smaller scale (at most {max(1, int((MAX_PNG_BYTES / (height * width * channels)) ** 0.5))})")
+
+
+def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
+    """uint8 (H, W, C) with C in {1, 3} -> PNG bytes (nearest-neighbour upscaled by ``scale``),
+    tagged ``Software: dcgan-viz`` so the output-path policy knows the toolkit wrote it."""
+    from PIL import Image, PngImagePlugin
+
+    check_png_size(image.shape[0], image.shape[1], image.shape[-1], scale)
     arr = image[..., 0] if image.shape[-1] == 1 else image
     pil = Image.fromarray(arr)
     if scale > 1:
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
     buf = io.BytesIO()
-    pil.save(buf, format="PNG")
+    pil.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 

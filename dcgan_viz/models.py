@@ -16,6 +16,7 @@ For a 64x64 RGB model with ngf = ndf = 64 (N = 5 blocks in each net)::
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Iterable
 
@@ -24,6 +25,9 @@ from torch import nn
 
 IMAGE_SIZES = (32, 64, 128)
 Z_DISTRIBUTIONS = ("uniform", "normal")
+MAX_NZ = 4096  # bounds that keep a config (or a tampered checkpoint.json) from asking for terabytes
+MAX_WIDTH = 2048
+MAX_PARAMETERS = 1 << 29  # G + D: 2 GiB of fp32 weights
 
 
 @dataclass(frozen=True)
@@ -38,15 +42,38 @@ class ModelConfig:
     z_dist: str = "uniform"
 
     def __post_init__(self) -> None:
+        for name in ("image_size", "nz", "ngf", "ndf", "nc"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))  # numpy ints -> int (JSON, equality)
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
         if self.nc not in (1, 3):
             raise ValueError(f"nc (image channels) must be 1 or 3, got {self.nc}")
-        if self.z_dist not in Z_DISTRIBUTIONS:
+        if not isinstance(self.z_dist, str) or self.z_dist not in Z_DISTRIBUTIONS:
             raise ValueError(f"z_dist must be one of {Z_DISTRIBUTIONS}, got {self.z_dist!r}")
-        for name in ("nz", "ngf", "ndf"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name, top in (("nz", MAX_NZ), ("ngf", MAX_WIDTH), ("ndf", MAX_WIDTH)):
+            if not 1 <= getattr(self, name) <= top:
+                raise ValueError(f"{name} must be between 1 and {top}, got {getattr(self, name)}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(f"model too large: {self.parameter_count():,} parameters "
+                             f"(the limit is {MAX_PARAMETERS:,}); use a smaller ngf/ndf/nz")
+
+    def layer_widths(self) -> tuple[list[int], list[int]]:
+        """Output channels of G's and D's blocks conv1 .. convN."""
+        n = self.n_blocks
+        return ([self.ngf * 2 ** (n - 2 - i) for i in range(n - 1)] + [self.nc],
+                [self.ndf * 2**i for i in range(n - 1)] + [1])
+
+    def parameter_count(self) -> int:
+        """Number of parameters of G and D together (convolution weights and batchnorm), without building them."""
+        g, d = self.layer_widths()
+        total = 0
+        for widths, first in ((g, self.nz), (d, self.nc)):
+            ins = [first] + widths[:-1]
+            total += sum(i * o * 16 + 2 * o for i, o in zip(ins, widths))
+        return total
 
     @property
     def n_blocks(self) -> int:
@@ -58,6 +85,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"model config must be an object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

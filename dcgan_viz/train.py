@@ -17,6 +17,7 @@ A resumed run therefore replays the uninterrupted run exactly without storing RN
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -41,13 +42,17 @@ from .checkpoint import (
     run_checkpoints,
     save_checkpoint,
 )
+from .checkpoint_schema import read_json, validate_run_info
 from .data.spec import DataSpec
+from .devices import resolve_device
+from .fsutil import atomic_write, atomic_write_json, clean_stale
+from .health import HEALTH_WARMUP, FrechetTracker, HealthProbe, collapse_advice, collapse_signs
 from .images import from_uint8, grid, save_png
 from .latents import latents
 from .models import Discriminator, Generator, ModelConfig
-from .health import HEALTH_WARMUP, FrechetTracker, HealthProbe, collapse_advice, collapse_signs
 from .remedies import Remedies, RemedyBuffers, parse_augment
 
+log = logging.getLogger(__name__)
 LOG_FILE = "log.jsonl"
 BEST_CHECKPOINT = "best"  # checkpoints/best: the epoch with the lowest Fréchet distance (with --evaluator)
 SAMPLES_DIR = "samples"
@@ -108,6 +113,7 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def __post_init__(self) -> None:
+        _check_train_numbers(self)
         if self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (batchnorm needs a batch)")
         if self.epochs < 1 and not self.max_steps:
@@ -129,6 +135,56 @@ class TrainConfig:
                               ("cuda_graph", ("auto", "on", "off"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+
+def _check_train_numbers(cfg: TrainConfig) -> None:
+    """Types and ranges of TrainConfig's numbers: nonsense (``max_steps=-3``, ``keep_checkpoints=0``,
+    ``checkpoint_every=-1``, a string from a hand-edited run.json) is a ValueError, not a silent no-op."""
+    def integer(name: str, low: int, optional: bool = False) -> None:
+        value = getattr(cfg, name)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+
+    def number(name: str, low: float, high: float, optional: bool = False) -> None:
+        value = getattr(cfg, name)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+    integer("epochs", 0)
+    integer("max_steps", 1, optional=True)
+    integer("batch_size", 2)
+    integer("seed", -(1 << 63))
+    integer("checkpoint_every", 0)  # 0: only the final checkpoint
+    integer("keep_checkpoints", 1)
+    integer("flush_every", 1, optional=True)
+    integer("collapse_steps", 0)
+    integer("grid_size", 1)
+    integer("grid_every", 1)
+    number("max_seconds", 1e-9, 1e12, optional=True)
+    number("lr", 1e-12, 10.0)
+    number("beta1", 0.0, 0.999999)
+    number("beta2", 0.0, 0.999999)
+    number("collapse_threshold", 0.0, 1.0)
+    for name in ("lr_d", "label_smoothing", "instance_noise", "dequantize"):  # types here, ranges in __post_init__
+        number(name, -math.inf, math.inf, optional=name == "lr_d")
+    for name in ("instance_noise_steps", "health_every", "health_warmup"):
+        integer(name, -(1 << 63))
+    if not isinstance(cfg.augment, str):
+        raise ValueError(f"augment must be text, got {cfg.augment!r}")
+    if cfg.evaluator is not None and not isinstance(cfg.evaluator, str):
+        raise ValueError(f"evaluator must be a path, got {cfg.evaluator!r}")
+    if not isinstance(cfg.device, str):
+        raise ValueError(f"device must be text, got {cfg.device!r}")
+    if not isinstance(cfg.progress, bool):
+        raise ValueError(f"progress must be true or false, got {cfg.progress!r}")
 
 
 RUN_FILE = "run.json"
@@ -169,7 +225,7 @@ def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, 
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: nothing to resume (no {RUN_FILE} inside)")
     try:
-        saved = json.loads(path.read_text())
+        saved = validate_run_info(read_json(path, RUN_FILE), path)
         run_model = ModelConfig.from_dict(saved["model"])
         run_train = TrainConfig.from_dict(saved["train"])
         run_data = DataSpec.from_dict(saved["data"])
@@ -355,12 +411,7 @@ def _identity_call(x: torch.Tensor, call: int) -> torch.Tensor:
 
 
 def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return dev
+    return resolve_device(name)
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -430,6 +481,7 @@ class Trainer:
         self.lineage: dict[str, Any] | None = None
         if resume and fork_from is not None:
             raise ValueError("--resume continues a run, --fork-from starts a new one: give one of them")
+        self._check_run_dir(resume)
         if resume:
             self._load_resume()
         elif fork_from is not None:
@@ -464,22 +516,54 @@ class Trainer:
         self._window_dgz: list[float] = []  # D(G(z)) since the last health check
         self._warned = False
 
+    # -- run directory ------------------------------------------------------------------
+    def _check_run_dir(self, resume: bool) -> None:
+        """A fresh run never mixes with a run already in ``run_dir`` (it would prune that run's
+        checkpoints or its own, and log the same steps twice); leftovers of interrupted saves go."""
+        if not resume and run_checkpoints(self.run_dir):
+            raise ValueError(f"{self.run_dir}: holds a training run; continue it with --resume, or choose a new --out")
+        if self.rank == 0:
+            for folder in (self.run_dir, self.run_dir / "checkpoints", self.run_dir / SAMPLES_DIR):
+                clean_stale(folder)
+
     # -- resume -------------------------------------------------------------------------
     def _load_resume(self) -> None:
+        """Load the newest intact checkpoint; a damaged newest one (bad JSON, truncated weights, sha256
+        mismatch, missing or unreadable optimizer state) is skipped with one logged line, the one before it used."""
         self._resume_state = None
-        path = _resume_checkpoint(self.run_dir)
-        meta = load_weights_into(path, self.G, self.D)
-        if DataSpec.from_dict(meta.get("data") or {}) != self.data:
-            raise CheckpointError(f"{path}: checkpoint was trained on different data ({meta.get('data')})")
-        state = load_train_state(path)
-        if state is None:
-            raise CheckpointError(f"{path}: has no optimizer state ({path.name}/train_state.pt); cannot resume exactly")
+        found = run_checkpoints(self.run_dir)
+        if not found:
+            _resume_checkpoint(self.run_dir)  # raises: nothing to resume
+        damaged: list[str] = []
+        for path in reversed(found):
+            try:
+                meta = load_weights_into(path, self.G, self.D)
+            except CheckpointError as exc:
+                damaged.append(f"{path.name} ({exc})")
+                continue
+            if DataSpec.from_dict(meta.get("data") or {}) != self.data:
+                raise CheckpointError(f"{path}: checkpoint was trained on different data ({meta.get('data')})")
+            try:
+                state = load_train_state(path)
+                if state is None:
+                    raise CheckpointError(f"{path}: has no optimizer state ({path.name}/train_state.pt); "
+                                          "cannot resume exactly")
+            except CheckpointError as exc:
+                damaged.append(f"{path.name} ({exc})")
+                continue
+            break
+        else:
+            raise CheckpointError(f"{self.run_dir}: no intact checkpoint to resume from (newest: {damaged[0]})")
+        if damaged and self.rank == 0:
+            log.warning("resuming from %s: skipped damaged newer checkpoint(s): %s", path.name, "; ".join(damaged))
         self._resume_state = state
         self.lineage = meta.get("lineage")  # a resumed fork stays a fork
         self.step, self.epoch = int(meta["step"]), int(meta["epoch"])
+        self.resumed_from = path
         self._truncate_log(self.step)
 
     _resume_state: dict[str, Any] | None = None
+    resumed_from: Path | None = None
 
     def _load_fork(self, source: str | Path) -> None:
         """Start this new run from checkpoint ``source``: its weights, and its optimiser state when
@@ -502,14 +586,37 @@ class Trainer:
         }
 
     def _truncate_log(self, step: int) -> None:
-        """Drop log lines past ``step`` (a killed run may have logged steps after its last checkpoint)."""
-        log = self.run_dir / LOG_FILE
-        if not log.exists() or self.rank != 0:
+        """Drop log lines past ``step`` (a killed run may have logged steps after its last checkpoint)
+        and a partial last line (a kill mid-write); a corrupt earlier line is a CheckpointError naming
+        the file and line. The shortened log replaces the old one atomically."""
+        log_path = self.run_dir / LOG_FILE
+        if not log_path.exists() or self.rank != 0:
             return
-        rows = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
-        keep = [row for row in rows if row["step"] <= step]
-        log.write_text("".join(json.dumps(row) + "\n" for row in keep))
-        self._best_div = max([row["div_d"] for row in keep if "div_d" in row], default=0.0)
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        keep, last, best_div = [], 0, 0.0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                rec_step = rec["step"]
+                if isinstance(rec_step, bool) or not isinstance(rec_step, int):
+                    raise ValueError("step is not an integer")
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                if number == len(lines):
+                    break  # a partial last line: the run was killed while writing it
+                raise CheckpointError(f"{log_path}: line {number} is corrupt ({str(exc)[:80]}); "
+                                      "fix or remove that line to resume") from None
+            if rec_step <= step:
+                keep.append(line)
+                last = rec_step
+                if isinstance(rec.get("div_d"), (int, float)):
+                    best_div = max(best_div, float(rec["div_d"]))
+        if last < step:
+            log.warning("%s: the log ends at step %d but the checkpoint is at step %d; those steps stay missing "
+                        "from the log", log_path, last, step)
+        atomic_write(log_path, lambda p: p.write_text("".join(ln + "\n" for ln in keep)))
+        self._best_div = best_div
 
     # -- randomness ---------------------------------------------------------------------
     def _epoch_perm(self, epoch: int) -> torch.Tensor:
@@ -541,14 +648,22 @@ class Trainer:
         """A checkpoint of this step in checkpoints/step-* (older ones pruned), or at ``path``
         (never pruned: checkpoints/best)."""
         state = {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        target = path or self.run_dir / RUN_CHECKPOINTS / f"step-{self.step:08d}"
+        if target.is_dir() and not (target / "checkpoint.json").is_file():  # this run's own damaged leftover
+            doomed = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.replace(target, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
         saved = save_checkpoint(
-            path or self.run_dir / RUN_CHECKPOINTS / f"step-{self.step:08d}", self.G, self.D, data=self.data,
+            target, self.G, self.D, data=self.data,
             train=self.cfg.to_dict() | {"world_size": self.world}, step=self.step, epoch=self.epoch,
             metrics=metrics, train_state=state, extra={"lineage": self.lineage} if self.lineage else None,
         )
         if path is None:
-            for old in run_checkpoints(self.run_dir)[: -max(1, self.cfg.keep_checkpoints)]:
-                shutil.rmtree(old, ignore_errors=True)
+            older = [p for p in run_checkpoints(self.run_dir) if p.name < saved.name]  # never this one or newer
+            for old in older[: max(0, len(older) - (self.cfg.keep_checkpoints - 1))]:
+                doomed = old.parent / f".{old.name}.old-{os.getpid()}"  # out of the listing at once; a kill
+                os.replace(old, doomed)  # mid-delete leaves a temp name clean_stale removes, not half a checkpoint
+                shutil.rmtree(doomed, ignore_errors=True)
         return saved
 
     def _write_grid(self, epoch: int) -> None:
@@ -614,7 +729,7 @@ class Trainer:
         path = self.run_dir / RUN_FILE
         if self.step == 0 or not path.is_file():
             return []
-        return run_segments(json.loads(path.read_text()), before=self.step)
+        return run_segments(validate_run_info(read_json(path, RUN_FILE), path), before=self.step)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Path | None:
@@ -623,14 +738,16 @@ class Trainer:
         main = self.rank == 0
         if main:
             here = {"start_step": self.step, "device": str(self.device), "threads": torch.get_num_threads()}
-            (self.run_dir / RUN_FILE).write_text(json.dumps({
+            atomic_write_json(self.run_dir / RUN_FILE, {
                 "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "data": self.data.to_dict(),
                 "world_size": self.world, "device": str(self.device), "amp": self.amp,
                 "channels_last": self.channels_last, "cuda_graph": self.use_graph,
                 "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                 "segments": self._earlier_segments() + [here],
-            } | ({"lineage": self.lineage} if self.lineage else {}), indent=2) + "\n")
-        log_fh = open(self.run_dir / LOG_FILE, "a") if main else None
+            } | ({"lineage": self.lineage} if self.lineage else {}))
+        # a fresh run starts a new log (a run killed before its first checkpoint left nothing to keep);
+        # a resumed one appends after the lines _truncate_log kept
+        log_fh = open(self.run_dir / LOG_FILE, "a" if self.step else "w") if main else None
         bar = None
         if main and self.cfg.progress:
             from tqdm.auto import tqdm

@@ -25,7 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_viz.checkpoint import export_checkpoint, load_checkpoint, run_checkpoints  # noqa: E402
+from dcgan_viz.checkpoint import export_checkpoint, load_checkpoint, read_meta, run_checkpoints  # noqa: E402
+from dcgan_viz.checkpoint_schema import read_json, validate_run_info  # noqa: E402
 from dcgan_viz.data.loading import load_imageset  # noqa: E402
 from dcgan_viz.evaluation import load_evaluator  # noqa: E402
 from dcgan_viz.evaluation.quality import frechet_by_checkpoint  # noqa: E402
@@ -62,7 +63,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     ckpts = [p for p in run_checkpoints(args.run_dir)]
-    ckpts = [p for p in ckpts if json.loads((p / "checkpoint.json").read_text())["epoch"] >= args.min_epoch]
+    ckpts = [p for p in ckpts if read_meta(p)["epoch"] >= args.min_epoch]
     if not ckpts:
         sys.exit(f"error: {args.run_dir}: no checkpoints to choose from")
     model, _ = load_evaluator(args.evaluator, device="cpu")
@@ -80,7 +81,7 @@ def main() -> None:
     log_rows = [json.loads(x) for x in (args.run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
     log_rows = [r for r in log_rows if r["step"] <= best["step"]]
     ips = sorted(r["img_per_s"] for r in log_rows[len(log_rows) // 4:]) or [0.0]
-    run_info = json.loads((args.run_dir / RUN_FILE).read_text())
+    run_info = validate_run_info(read_json(args.run_dir / RUN_FILE, RUN_FILE), args.run_dir / RUN_FILE)
     facts = {"device": f"CPU ({platform.processor() or platform.machine()}, {_threads(run_info, best['step'])})",
              "torch": torch.__version__, "median_img_per_s": ips[len(ips) // 2],
              "wall_seconds": round(sum(run_info["train"]["batch_size"] / max(r["img_per_s"], 1e-9) for r in log_rows), 1),

@@ -102,7 +102,7 @@ def test_trainer_warns_once_on_a_collapsing_run(tmp_path: Path, tiny_cfg: ModelC
     """A run whose D rejects every sample (planted: D's logit bias pushed far negative) warns once
     with what to do, not at every check."""
     t = Trainer(tiny_cfg, TrainConfig(max_steps=6, batch_size=16, checkpoint_every=3, progress=False,
-                                      device="cpu", health_every=2, lr=0.0), SPEC, tiny_images, tmp_path / "run")
+                                      device="cpu", health_every=2, lr=1e-12), SPEC, tiny_images, tmp_path / "run")
     with torch.no_grad():
         t.D.layer_names and getattr(t.D, t.D.layer_names[-1]).conv.bias.fill_(-30.0)
     t.run()

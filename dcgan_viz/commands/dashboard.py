@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from dcgan_viz.devices import resolve_device
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -28,6 +30,7 @@ def register(app: typer.Typer) -> None:
                 raise FileNotFoundError(f"no such checkpoint directory: {', '.join(missing)}")
             if not 0 < port < 65536:
                 raise ValueError(f"--port must be between 1 and 65535, got {port}")
+            resolve_device(device)  # a bad --device fails now, not when the first page loads a model
             try:
                 from apps.app import create_app  # installed with the package (pyproject includes apps*)
             except ImportError as exc:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from dcgan_viz.outputs import results_dir
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -27,6 +29,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
             from dcgan_viz.figures.context import FiguresConfig
             from dcgan_viz.figures.run import check_sections, run_figures
 

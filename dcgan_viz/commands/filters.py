@@ -10,6 +10,7 @@ import typer
 
 from dcgan_viz.analysis.dissection import QUANTILE
 from dcgan_viz.fsutil import atomic_write, atomic_write_json
+from dcgan_viz.outputs import results_dir
 
 
 def parse_filters(text: str) -> list[int]:
@@ -49,6 +50,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
             from dcgan_viz.analysis.dissection import detector_markdown, detector_table, dissect_checkpoint
             from dcgan_viz.analysis.filters import (
                 filter_responses,

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from dcgan_viz.fsutil import atomic_write, atomic_write_json
+from dcgan_viz.outputs import results_dir
 
 
 def _parse_counts(text: str) -> list[int]:
@@ -47,6 +48,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
             import torch
 
             from dcgan_viz.analysis import ablation as A

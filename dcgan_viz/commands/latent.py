@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from dcgan_viz.fsutil import atomic_write, atomic_write_bytes, atomic_write_json
+from dcgan_viz.outputs import image_file, results_dir
 
 
 def register(app: typer.Typer) -> None:
@@ -148,6 +149,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"wrote {out}/arithmetic.json, {out}/arithmetic.md")
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
             if user_expression is not None and measure:
                 raise ValueError("give either an EXPRESSION (user mode) or --measure, not both")
             (user_mode if user_expression is not None else measure_mode)()
@@ -171,6 +173,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
             from dcgan_viz.analysis.latent import attribute_pool, direction_trials, directions_markdown
             from dcgan_viz.checkpoint import load_checkpoint
             from dcgan_viz.evaluation import load_evaluator
@@ -209,6 +212,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            image_file(out, out.with_suffix(".json"))  # the output-path policy, before any expensive work
             from dcgan_viz.analysis.latent import interpolate as interpolate_path
             from dcgan_viz.analysis.latent import walk_smoothness
             from dcgan_viz.checkpoint import load_checkpoint
@@ -249,6 +253,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
             import io
 
             import numpy as np

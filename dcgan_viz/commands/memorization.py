@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from dcgan_viz.fsutil import atomic_write, atomic_write_json
+from dcgan_viz.outputs import prepared_dir, results_dir
 
 
 def _memorization_markdown(summary: dict, checkpoint: str, pairs: list[dict]) -> str:
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
             from dcgan_viz.analysis.memorization import measure_checkpoint
             from dcgan_viz.checkpoint import load_checkpoint
             from dcgan_viz.images import save_png
@@ -114,6 +116,8 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
+            prepared_dir(out / "filtered")
             from dcgan_viz.analysis.dedup import find_duplicates, pair_scores, plant_duplicates
             from dcgan_viz.data.loading import cache_key, load_imageset
             from dcgan_viz.data.prepare import filter_prepared

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from dcgan_viz.fsutil import atomic_write, atomic_write_json
+from dcgan_viz.outputs import results_dir
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
         from dcgan_viz.cli import _run
 
         def go() -> None:
+            results_dir(out)  # the output-path policy, before any expensive work
             from dcgan_viz.analysis.representation import evaluate_representations, umap_embedding
             from dcgan_viz.checkpoint import load_checkpoint
             from dcgan_viz.data.loading import load_imageset

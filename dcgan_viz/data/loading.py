@@ -98,9 +98,17 @@ def _numpy(value: Any) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
-def _index_batches(start: int, stop: int) -> Iterator[torch.Tensor]:
-    for first in range(start, stop, CHUNK_SIZE):
-        yield torch.arange(first, min(first + CHUNK_SIZE, stop), dtype=torch.int64)
+CHUNK_BYTES = 256 << 20  # uint8 bytes of one chunk; large images come in smaller chunks
+
+
+def chunk_size(size: int, channels: int) -> int:
+    """Images per chunk: CHUNK_SIZE, fewer when that many ``size``-px images exceed CHUNK_BYTES."""
+    return max(1, min(CHUNK_SIZE, CHUNK_BYTES // (size * size * channels)))
+
+
+def _index_batches(start: int, stop: int, step: int = CHUNK_SIZE) -> Iterator[torch.Tensor]:
+    for first in range(start, stop, step):
+        yield torch.arange(first, min(first + step, stop), dtype=torch.int64)
 
 
 def _synthetic_stream(spec: DataSpec, channels: int) -> Stream:
@@ -110,7 +118,7 @@ def _synthetic_stream(spec: DataSpec, channels: int) -> Stream:
         from dcgan_viz.data.rooms import ROOM_CLASSES, render_rooms
 
         def rooms() -> Iterator[Chunk]:
-            for indices in _index_batches(start, stop):
+            for indices in _index_batches(start, stop, chunk_size(spec.size, channels)):
                 batch = render_rooms(spec.seed, indices, size=spec.size)
                 yield Chunk(
                     images=convert_channels(_numpy(batch.images), channels),
@@ -122,7 +130,7 @@ def _synthetic_stream(spec: DataSpec, channels: int) -> Stream:
     from dcgan_viz.data.faces import FACE_ATTRIBUTES, FACE_PARTS, render_faces
 
     def faces() -> Iterator[Chunk]:
-        for indices in _index_batches(start, stop):
+        for indices in _index_batches(start, stop, chunk_size(spec.size, channels)):
             batch = render_faces(spec.seed, indices, size=spec.size)
             yield Chunk(
                 images=convert_channels(_numpy(batch.images), channels),
@@ -140,8 +148,9 @@ def _random_stream(spec: DataSpec, channels: int) -> Stream:
     rng = np.random.default_rng([spec.seed, 0 if spec.split == "train" else 1])
 
     def chunks() -> Iterator[Chunk]:
-        for first in range(start, stop, CHUNK_SIZE):
-            shape = (min(CHUNK_SIZE, stop - first), spec.size, spec.size, channels)
+        step = chunk_size(spec.size, channels)
+        for first in range(start, stop, step):
+            shape = (min(step, stop - first), spec.size, spec.size, channels)
             yield Chunk(images=rng.integers(0, 256, size=shape, dtype=np.uint8))
 
     fingerprint = f"random:seed={spec.seed}:indices={start}-{stop}:size={spec.size}:channels={channels}"
@@ -163,7 +172,7 @@ def _real_stream(spec: DataSpec, channels: int) -> Stream:
     records = itertools.islice(source.records, total)
 
     def chunks() -> Iterator[Chunk]:
-        while batch := list(itertools.islice(records, CHUNK_SIZE)):
+        while batch := list(itertools.islice(records, chunk_size(spec.size, channels))):
             yield _records_chunk(batch, spec.size, channels)
 
     return Stream(
@@ -183,8 +192,26 @@ def open_stream(spec: DataSpec) -> Stream:
     return _real_stream(spec, channels)
 
 
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _collect(stream: Stream, spec: DataSpec, progress: bool) -> ImageSet:
     """Read a whole stream into memory; the spec gets the images' content hash."""
+    channels = spec.channels or NATIVE_CHANNELS.get(spec.source, 3)
+    need, free = stream.total * spec.size * spec.size * channels, _available_memory()
+    if free is not None and need > free:
+        raise DataError(f"{spec.source}: {stream.total:,} images of {spec.size}x{spec.size}x{channels} need "
+                        f"{need / 2**30:.1f} GiB of memory, {free / 2**30:.1f} GiB are available; "
+                        "prepare it on disk (dcgan-viz prepare) or use a smaller size/count")
     hasher = hashlib.blake2b(digest_size=32)
     buffers: dict[str, np.ndarray] = {}
     count = 0

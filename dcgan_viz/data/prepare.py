@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from dcgan_viz.data.sources import DataError
 from dcgan_viz.data.spec import DataSpec, ImageSet
-from dcgan_viz.fsutil import atomic_write_json
+from dcgan_viz.fsutil import atomic_write_json, clean_stale
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -201,11 +201,52 @@ def _write_arrays(stream: Stream, directory: Path, desc: str, progress: bool) ->
     }
 
 
+def check_replaceable(out_dir: Path) -> None:
+    """DataError unless ``out_dir`` is new, an empty directory, or a prepared cache: a prepare never
+    replaces a file or a directory the toolkit did not write (the output-path policy)."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise DataError(f"{out_dir}: is an existing file, not a prepared cache; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
+        raise DataError(f"{out_dir}: exists and is not a prepared cache; prepare replaces only its own caches")
+
+
+def _temp_dir(out_dir: Path, suffix: str) -> Path:
+    """``.<name>.<pid>.<random><suffix>`` next to ``out_dir`` (fsutil.clean_stale knows the naming)."""
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=suffix, dir=out_dir.parent))
+
+
+_LEGACY_TEMP = "^\\.{}\\.[a-z0-9_]{{8}}\\.(tmp|old)$"
+_OWN_FILES = set(RAW_FILES.values()) | set(NPY_FILES.values()) | {MANIFEST, "source_indices.npy", "data"}
+
+
+def clean_stale_temps(out_dir: Path, min_age_s: float = 3600.0) -> None:
+    """Remove what interrupted prepares of ``out_dir`` left next to it: temporaries of dead processes
+    (fsutil.clean_stale), and ones of the old naming without a PID when they are older than
+    ``min_age_s`` and hold only the files a prepare writes."""
+    import re
+    import time
+
+    clean_stale(out_dir.parent, stem=out_dir.name)
+    if not out_dir.parent.is_dir():
+        return
+    legacy = re.compile(_LEGACY_TEMP.format(re.escape(out_dir.name)))
+    for entry in out_dir.parent.iterdir():
+        if not legacy.match(entry.name) or not entry.is_dir() or entry.is_symlink():
+            continue
+        try:
+            if time.time() - entry.stat().st_mtime < min_age_s or not {p.name for p in entry.iterdir()} <= _OWN_FILES:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+
+
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
     """Move the finished ``tmp`` to ``out_dir``, replacing (then deleting) any previous one."""
     old = None
+    check_replaceable(out_dir)
     if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+        old = _temp_dir(out_dir, ".old")
         os.replace(out_dir, old / "data")
     os.replace(tmp, out_dir)
     if old is not None:
@@ -226,8 +267,11 @@ def write_prepared(
     Returns the set opened from ``out_dir``.
     """
     out_dir = Path(out_dir)
+    check_replaceable(out_dir)  # before any image is read
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    clean_stale_temps(out_dir)
+    check_resources(stream, spec, out_dir)
+    tmp = _temp_dir(out_dir, ".tmp")
     try:
         written = _write_arrays(stream, tmp, f"preparing {spec.source} {spec.path or ''}".rstrip(), progress)
         for name, array in (extra_arrays or {}).items():
@@ -263,9 +307,44 @@ def _reusable(out_dir: Path, spec: DataSpec, fingerprint: str) -> ImageSet | Non
             json.loads(json.dumps(spec.to_dict()))
         ):
             return None
-        return open_prepared(out_dir)
-    except (DataError, KeyError):
+        imageset = open_prepared(out_dir)
+        if content_hash(out_dir / RAW_FILES["images"]) != manifest["content_hash"]:
+            log.warning("%s: images changed in place since they were prepared (content hash differs); preparing again",
+                        out_dir)
+            return None
+        return imageset
+    except (DataError, KeyError, TypeError, ValueError, OSError):
         return None
+
+
+def content_hash(path: Path) -> str:
+    """blake2b-256 of a file's bytes (what the manifest's ``content_hash`` records for images.u8)."""
+    hasher = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+MAX_CHUNK_BYTES = 1 << 30
+
+
+def check_resources(stream: Stream, spec: DataSpec, out_dir: Path) -> None:
+    """DataError (one line) before anything is written when the prepared set cannot fit: one chunk of
+    images larger than MAX_CHUNK_BYTES of memory, or the whole set larger than the free disk space."""
+    channels = spec.channels or 3
+    per_image = spec.size * spec.size * channels
+    if per_image > MAX_CHUNK_BYTES:
+        raise DataError(f"--size {spec.size}: one image would take {per_image / 2**30:.1f} GiB; use a smaller size")
+    need = per_image * max(0, stream.total)
+    base = out_dir.parent
+    try:
+        free = shutil.disk_usage(base).free
+    except OSError:
+        return
+    if need > free:
+        raise DataError(f"{out_dir}: {stream.total:,} images of {spec.size}x{spec.size}x{channels} need "
+                        f"{need / 2**30:.1f} GiB but {base} has {free / 2**30:.1f} GiB free")
 
 
 def prepare(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> ImageSet:

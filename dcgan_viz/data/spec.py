@@ -17,6 +17,7 @@ SYNTHETIC_SOURCES = ("rooms", "faces")
 REAL_SOURCES = ("fashion-mnist", "mnist", "folder", "lsun", "celeba", "cifar10", "prepared")
 SOURCES = SYNTHETIC_SOURCES + REAL_SOURCES + ("random",)
 SPLITS = ("train", "test")
+MAX_SIZE = 4096  # image side; a bigger one is a typo that would ask for gigabytes per image
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,27 @@ class DataSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, kinds in (("source", (str,)), ("path", (str, type(None))), ("split", (str,)),
+                            ("content_hash", (str, type(None))), ("options", (dict,))):
+            if not isinstance(getattr(self, name), kinds):
+                raise ValueError(f"data spec {name} has the wrong type ({type(getattr(self, name)).__name__})")
+        for name, optional in (("size", False), ("seed", False), ("channels", True), ("count", True),
+                               ("test_count", True)):
+            value = getattr(self, name)
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"data spec {name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
         if self.source not in SOURCES:
             raise ValueError(f"unknown data source {self.source!r}; choose one of {', '.join(SOURCES)}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be 'train' or 'test', got {self.split!r}")
-        if self.size < 4:
-            raise ValueError(f"image size must be >= 4, got {self.size}")
+        if not 4 <= self.size <= MAX_SIZE:
+            raise ValueError(f"image size must be between 4 and {MAX_SIZE}, got {self.size}")
+        for name in ("count", "test_count"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"data spec {name} must be >= 0, got {getattr(self, name)}")
         if self.channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
 
@@ -57,6 +73,8 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DataSpec":
+        if not isinstance(data, dict):
+            raise ValueError(f"data spec must be an object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -54,10 +54,10 @@ LossFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def resolve_device(device: Device) -> torch.device:
-    """``None`` -> CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``None`` -> CUDA when available, else CPU (dcgan_viz.devices.resolve_device)."""
+    from ..devices import resolve_device as resolve
+
+    return resolve(device)
 
 
 def _build(factory: Callable[[], nn.Module], seed: int) -> nn.Module:

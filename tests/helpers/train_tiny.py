@@ -1,6 +1,6 @@
 """Train a tiny model in a subprocess (used by the kill/resume and DDP tests).
 
-    python tests/helpers/train_tiny.py RUN_DIR STEPS [--resume] [--dump FILE]
+    python tests/helpers/train_tiny.py RUN_DIR STEPS [--resume | --resume-if-any] [--dump FILE]
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ def tiny_images() -> torch.Tensor:
 def main() -> None:
     run_dir, steps = sys.argv[1], int(sys.argv[2])
     resume = "--resume" in sys.argv
+    if "--resume-if-any" in sys.argv:  # fault injection: resume when a checkpoint survived, else start again
+        from dcgan_viz.checkpoint import run_checkpoints
+
+        resume = bool(run_checkpoints(run_dir))
     torch.set_num_threads(1)
     model = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
     cfg = TrainConfig(max_steps=steps, batch_size=16, checkpoint_every=int(os.environ.get("CKPT_EVERY", "10")),
