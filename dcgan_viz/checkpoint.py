@@ -47,7 +47,7 @@ class Bundle:
     """A loaded checkpoint: models in eval mode on ``device`` plus everything needed to analyse them."""
 
     G: Generator
-    D: Discriminator
+    D: Discriminator | None  # None: a generator imported without its discriminator (see require_D)
     config: ModelConfig
     data: DataSpec
     train: dict[str, Any]
@@ -78,7 +78,7 @@ def _sha256(path: Path) -> str:
 def save_checkpoint(
     path: str | Path,
     G: Generator,
-    D: Discriminator,
+    D: Discriminator | None,
     *,
     data: DataSpec,
     train: dict[str, Any] | None = None,
@@ -105,6 +105,8 @@ def save_checkpoint(
     try:
         tensors: dict[str, torch.Tensor] = {}
         for prefix, net in (("G", G), ("D", D)):
+            if net is None:  # a generator-only checkpoint (imported without a discriminator)
+                continue
             for name, t in net.state_dict().items():
                 t = t.detach().to("cpu")
                 if half and t.is_floating_point():
@@ -126,6 +128,8 @@ def save_checkpoint(
             "weights_dtype": "float16" if half else "float32",
             "weights_sha256": _sha256(tmp / WEIGHTS_FILE),
         }
+        if D is None:
+            meta["discriminator"] = False
         if extra:
             meta.update(extra)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -235,14 +239,18 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model/data config in {META_FILE} ({exc})") from None
     tensors = _read_weights(path, meta)
-    G, D = Generator(cfg), Discriminator(cfg)
+    G = Generator(cfg)
     _load_net(G, "G", tensors, path)
-    _load_net(D, "D", tensors, path)
+    D: Discriminator | None = None
+    if meta.get("discriminator", True) is not False:
+        D = Discriminator(cfg)
+        _load_net(D, "D", tensors, path)
     dev = torch.device(device) if device is not None else default_device()
-    G.to(dev).eval()
-    D.to(dev).eval()
-    for p in (*G.parameters(), *D.parameters()):
-        p.requires_grad_(False)
+    for net in (G, D):
+        if net is not None:
+            net.to(dev).eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
     return Bundle(
         G=G, D=D, config=cfg, data=data, train=meta.get("train", {}), meta=meta, path=path, device=dev,
         weights_sha256=meta.get("weights_sha256", ""), metrics=meta.get("metrics", {}),
@@ -281,3 +289,22 @@ def export_checkpoint(src: str | Path, dest: str | Path, half: bool = True, extr
     return save_checkpoint(dest, bundle.G, bundle.D, data=bundle.data, train=bundle.train, step=meta["step"],
                            epoch=meta["epoch"], metrics=bundle.metrics, half=half,
                            extra={**{k: meta[k] for k in ("training_run",) if k in meta}, **(extra or {})})
+
+
+def require_D(bundle: Bundle, what: str) -> Discriminator:
+    """The bundle's discriminator, or a one-line CheckpointError saying ``what`` needs one."""
+    if bundle.D is None:
+        raise CheckpointError(f"{what} needs a discriminator; {bundle.path} has none "
+                              "(imported without --netD, or a wrapped generator without D)")
+    return bundle.D
+
+
+def with_data(bundle: Bundle, data: str | None) -> Bundle:
+    """The bundle with its data spec replaced by ``data`` (``--data SPEC``: an imported model records
+    none, or analyse another set), parsed at the model's image size and channels; unchanged if None."""
+    from dataclasses import replace
+
+    if data is None:
+        return bundle
+    spec = DataSpec.parse(data, size=bundle.config.image_size, channels=bundle.config.nc)
+    return replace(bundle, data=spec)
