@@ -208,3 +208,20 @@ def test_imported_model_takes_data_for_filters(source64, tmp_path: Path) -> None
                               "--images", "32", "--filters", "0:2", "--top", "2", "--data", "fashion-mnist"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "f" / "fig5_conv3.png").is_file()
+
+
+def test_forget_boxes_on_imported_model_without_segmenter(tmp_path: Path) -> None:
+    G = _randomize(examples_generator(nz=8, ngf=4, nc=1, n=4), 6)
+    torch.save(G.state_dict(), tmp_path / "g.pth")
+    assert runner.invoke(app, ["import", str(tmp_path / "g.pth"), "--out", str(tmp_path / "ck")]).exit_code == 0
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"seed": 5, "index": i, "boxes": [[4, 4, 16, 16]]} for i in range(6)]))
+    res = runner.invoke(app, ["forget", str(tmp_path / "ck"), "--segmenter", "none", "--layer", "conv2", "--counts",
+                              "1,4", "--out", str(tmp_path / "f"), "--device", "cpu"])
+    assert res.exit_code == 2 and "needs --boxes" in res.output
+    res = runner.invoke(app, ["forget", str(tmp_path / "ck"), "--segmenter", "none", "--boxes", str(boxes),
+                              "--layer", "conv2", "--counts", "1,4", "--out", str(tmp_path / "f"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "f" / "box_removal.json").read_text())
+    assert saved["counts"] == [1, 4] and len(saved["inside"]["probe"]) == 2 and saved["n_images"] == 6
+    assert (tmp_path / "f" / "with_without.png").is_file()

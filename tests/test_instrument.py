@@ -213,3 +213,17 @@ def test_wrap_errors() -> None:
     from dcgan_viz.checkpoint import CheckpointError, require_D
     with pytest.raises(CheckpointError, match="needs a discriminator"):
         require_D(b, "filters")
+
+
+def test_forget_from_boxes_without_segmenter(bundle) -> None:
+    """No segmenter: the probe's top unit (the planted one) changes the boxed region far more than
+    the rest of the image, and more than a random unit does."""
+    from dcgan_viz.analysis.box_forget import box_forget
+
+    entries = [{"seed": 0, "index": i, "boxes": [list(BOX)]} for i in range(12)]
+    result, probe = box_forget(bundle, entries, "block2", [1, 2], seed=0)
+    assert result.units_by_weight[0] == PLANT
+    assert result.inside["probe"][0] > 5 * result.outside["probe"][0]
+    assert result.inside["probe"][0] > 2 * result.inside["random"][0]
+    assert "random: inside" in result.markdown()
+    assert _no_hooks(bundle.G)
