@@ -152,6 +152,7 @@ def _bad_files(tmp_path: Path, source: tuple) -> dict[str, tuple[Path, str]]:
     save("unexpected.pth", {**sd, "main.3.bias": torch.zeros(32)}, "unexpected")
     save("shape.pth", {**sd, "main.3.weight": torch.zeros(64, 20, 4, 4)}, "no toolkit DCGAN")
     save("sizes.pth", {k: v for k, v in sd.items() if not k.startswith(("main.12.",))}, "unexpected")
+    save("size256.pth", examples_generator(nz=4, ngf=1, nc=3, n=7).state_dict(), "the toolkit's DCGANs are")
     save("module.pth", G, "state dict")  # a whole pickled module object
     save("nested.pth", {"netG": sd, "epoch": 3}, "state dict")
     with open(tmp_path / "evil.pth", "wb") as fh:

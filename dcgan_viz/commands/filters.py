@@ -82,6 +82,9 @@ def register(app: typer.Typer) -> None:
             save_png(out / "generator_features.png", feature_map_grid(generator_feature_maps(bundle.G, z)), scale=2)
             typer.echo(f"wrote {out}/fig5_{name}.png (left trained, right random init; rows: images, guided maps), "
                        f"patches_{name}.png, generator_features.png")
+            tops = {r.label: r.top.value.mean(axis=1) for r in responses}  # per filter: mean of its top-k maxima
+            typer.echo(f"{name} filters {units[0]}..{units[-1]}, mean top-{top} activation on {len(probe)} images: "
+                       + ", ".join(f"{label} " + " ".join(f"{v:.3g}" for v in values) for label, values in tops.items()))
             if not dissection:
                 return
             if probe.masks is None:
