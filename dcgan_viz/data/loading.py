@@ -75,6 +75,8 @@ _HELP = {
     "prepared": "a directory written by prepare (memmapped, so it may exceed RAM; its split is the one prepared). "
     "e.g. prepared:cache/rooms-train-64px-0123456789abcdef",
     "random": "uniform random uint8 images, for tests; count/test_count default 1000/100. e.g. random:count=16,size=32",
+    NO_DATA: "no images: what an imported model records (its training data is unknown); analyses that need "
+    "images then ask for --data SPEC. e.g. none",
 }
 
 def describe_sources() -> dict[str, str]:
