@@ -9,6 +9,17 @@ Recipe::
     z = latents(bundle.config, seed=0, indices=[17], device=bundle.device)  # "sample 17 of seed 0"
     feats = bundle.D.features(bundle.G(z))                 # {"conv1": (1, 64, 32, 32), ...}
 
+Your own generator (any nn.Module; see docs/own-models.md), through the same analyses::
+
+    from dcgan_viz import wrap_generator, ablate
+    bundle = wrap_generator(G, nz=64, layers={"block1": G.block1, "block2": G.block2},
+                            sample_z="normal", D=None)          # a Bundle, like load_checkpoint's
+    with ablate(bundle.G, {"block2": [3]}):                   # hooks removed on exit
+        edited = generate(bundle, seed=0, indices=range(16))
+
+pytorch/examples DCGAN weights: ``dcgan-viz import netG_epoch_24.pth --netD netD_epoch_24.pth --out DIR``
+(or ``dcgan_viz.importing.import_checkpoint``) writes a normal checkpoint directory.
+
 Training::
 
     from dcgan_viz import ModelConfig, TrainConfig, Trainer, DataSpec, load_imageset
@@ -19,7 +30,9 @@ Training::
 
 __version__ = "0.1.0"
 
+from .analysis.ablation import ablate
 from .checkpoint import Bundle, CheckpointError, load_checkpoint, save_checkpoint
+from .instrument import HookedNet, wrap_generator
 from .data.spec import DataSpec, ImageSet
 from .latents import latents
 from .models import Discriminator, Generator, ModelConfig, build_models
@@ -27,7 +40,7 @@ from .sampling import generate, generate_from_z
 from .train import Trainer, TrainConfig, TrainingStopped
 
 __all__ = [
-    "Bundle", "CheckpointError", "DataSpec", "Discriminator", "Generator", "ImageSet", "ModelConfig",
+    "Bundle", "CheckpointError", "HookedNet", "ablate", "wrap_generator", "DataSpec", "Discriminator", "Generator", "ImageSet", "ModelConfig",
     "TrainConfig", "Trainer", "TrainingStopped", "build_models", "generate", "generate_from_z", "latents",
     "load_checkpoint", "load_imageset", "save_checkpoint", "__version__",
 ]

@@ -47,7 +47,7 @@ class Bundle:
     """A loaded checkpoint: models in eval mode on ``device`` plus everything needed to analyse them."""
 
     G: Generator
-    D: Discriminator
+    D: Discriminator | None  # None: a generator imported without its discriminator (see require_D)
     config: ModelConfig
     data: DataSpec
     train: dict[str, Any]
@@ -78,7 +78,7 @@ def _sha256(path: Path) -> str:
 def save_checkpoint(
     path: str | Path,
     G: Generator,
-    D: Discriminator,
+    D: Discriminator | None,
     *,
     data: DataSpec,
     train: dict[str, Any] | None = None,
@@ -109,6 +109,8 @@ def save_checkpoint(
     try:
         tensors: dict[str, torch.Tensor] = {}
         for prefix, net in (("G", G), ("D", D)):
+            if net is None:  # a generator-only checkpoint (imported without a discriminator)
+                continue
             for name, t in net.state_dict().items():
                 t = t.detach().to("cpu")
                 if half and t.is_floating_point():
@@ -130,6 +132,8 @@ def save_checkpoint(
             "weights_dtype": "float16" if half else "float32",
             "weights_sha256": _sha256(tmp / WEIGHTS_FILE),
         }
+        if D is None:
+            meta["discriminator"] = False
         if extra:
             meta.update(extra)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -197,6 +201,11 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return {f"{prefix}.{k}": tuple(v.shape) for prefix, net in (("G", G), ("D", D)) for k, v in net.state_dict().items()}
 
 
+def has_discriminator(meta: dict[str, Any]) -> bool:
+    """Whether a checkpoint holds D's weights (an imported generator alone records ``"discriminator": false``)."""
+    return meta.get("discriminator", True) is not False
+
+
 def check_weights(path: Path, meta: dict[str, Any], cfg: ModelConfig, verify_hash: bool = True) -> None:
     """The weights file exists, matches its recorded sha256 (``verify_hash``), and its safetensors header
     holds exactly the tensors ``cfg`` needs with the right shapes; read from the header alone, before
@@ -215,7 +224,7 @@ def check_weights(path: Path, meta: dict[str, Any], cfg: ModelConfig, verify_has
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{wfile}: unreadable weights ({(str(exc).splitlines() or [type(exc).__name__])[0][:200]})") from None
     want = expected_shapes(cfg)
-    for prefix in ("G", "D"):
+    for prefix in ("G", "D") if has_discriminator(meta) else ("G",):
         mine = {k for k in want if k.startswith(prefix + ".")}
         theirs = {k for k in found if k.startswith(prefix + ".")}
         missing, unexpected = sorted(mine - theirs), sorted(theirs - mine)
@@ -278,13 +287,17 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid data spec in {META_FILE} ({exc})") from None
     tensors = _read_weights(path, meta, cfg)  # shapes checked from the header before the nets are built
-    G, D = Generator(cfg), Discriminator(cfg)
+    G = Generator(cfg)
     _load_net(G, "G", tensors, path)
-    _load_net(D, "D", tensors, path)
-    G.to(dev).eval()
-    D.to(dev).eval()
-    for p in (*G.parameters(), *D.parameters()):
-        p.requires_grad_(False)
+    D: Discriminator | None = None
+    if has_discriminator(meta):
+        D = Discriminator(cfg)
+        _load_net(D, "D", tensors, path)
+    for net in (G, D):
+        if net is not None:
+            net.to(dev).eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
     return Bundle(
         G=G, D=D, config=cfg, data=data, train=meta.get("train", {}), meta=meta, path=path, device=dev,
         weights_sha256=meta.get("weights_sha256", ""), metrics=meta.get("metrics", {}),
@@ -323,3 +336,22 @@ def export_checkpoint(src: str | Path, dest: str | Path, half: bool = True, extr
     return save_checkpoint(dest, bundle.G, bundle.D, data=bundle.data, train=bundle.train, step=meta["step"],
                            epoch=meta["epoch"], metrics=bundle.metrics, half=half,
                            extra={**{k: meta[k] for k in ("training_run",) if k in meta}, **(extra or {})})
+
+
+def require_D(bundle: Bundle, what: str) -> Discriminator:
+    """The bundle's discriminator, or a one-line CheckpointError saying ``what`` needs one."""
+    if bundle.D is None:
+        raise CheckpointError(f"{what} needs a discriminator; {bundle.path} has none "
+                              "(imported without --netD, or a wrapped generator without D)")
+    return bundle.D
+
+
+def with_data(bundle: Bundle, data: str | None) -> Bundle:
+    """The bundle with its data spec replaced by ``data`` (``--data SPEC``: an imported model records
+    none, or analyse another set), parsed at the model's image size and channels; unchanged if None."""
+    from dataclasses import replace
+
+    if data is None:
+        return bundle
+    spec = DataSpec.parse(data, size=bundle.config.image_size, channels=bundle.config.nc)
+    return replace(bundle, data=spec)

@@ -29,6 +29,12 @@ def latents(cfg: ModelConfig, seed: int, indices: Sequence[int] | torch.Tensor |
         idx = torch.as_tensor(indices, dtype=torch.int64, device=device).reshape(-1)
     if seed < 0 or (idx.numel() and int(idx.min()) < 0):
         raise ValueError("latent seed and indices must be non-negative")
+    sampler = getattr(cfg, "sample_z", None)  # a wrapped model's own prior (dcgan_viz.instrument)
+    if sampler is not None:
+        z = torch.as_tensor(sampler(int(seed), idx.cpu())).to(device=idx.device, dtype=torch.float32)
+        if z.shape != (idx.numel(), cfg.nz):
+            raise ValueError(f"sample_z returned shape {tuple(z.shape)}, expected ({idx.numel()}, {cfg.nz})")
+        return z
     if cfg.z_dist == "uniform":
         return rng.uniform(seed, idx, _Z_STREAM, cfg.nz) * 2.0 - 1.0
     return rng.normal(seed, idx, _Z_STREAM, cfg.nz)

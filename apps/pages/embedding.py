@@ -35,6 +35,8 @@ def compute_embedding(checkpoint, seed, real, generated, progress=None) -> tuple
     n_real = parse_int(real, "real images", MIN_COUNT, MAX_COUNT)
     n_gen = parse_int(generated, "generated images", 0, MAX_COUNT)
     bundle = get_bundle(path)
+    if bundle.D is None:
+        raise ValueError(f"the embedding needs a discriminator; {path} has none (imported without --netD)")
     if progress is not None:
         progress((0, 2, "loading the training set"))
     train = training_set(bundle)

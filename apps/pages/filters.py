@@ -72,6 +72,8 @@ def _layer_options(checkpoint: str | None) -> list[dict[str, str]]:
         bundle = app_state()[1].get(checked_checkpoint(checkpoint))
     except Exception:  # noqa: BLE001 - no options; render_filters says what is wrong
         return []
+    if bundle.D is None:  # render_filters says that this checkpoint has no discriminator
+        return []
     return [{"label": name, "value": name} for name in bundle.D.feature_layers]
 
 
@@ -168,6 +170,8 @@ def render_filters(checkpoint, layer, filters, images, seed):
         path, units, count, seed = checked_checkpoint(checkpoint), parse_filters(filters), parse_count(images), \
             parse_seed(seed)
         bundle = app_state()[1].get(path)
+        if bundle.D is None:
+            raise ValueError(f"this page needs a discriminator; {path} has none (imported without --netD)")
         if not layer:
             raise ValueError(f"no layer chosen; layers are {', '.join(bundle.D.feature_layers)}")
         check_units(bundle.D, layer, units)

@@ -83,6 +83,9 @@ def data_cache_dir() -> Path:
 def training_set(bundle: Bundle) -> ImageSet:
     """The checkpoint's training images uint8 (N, H, W, C), prepared once under ``data_cache_dir()``
     and memmapped; a one-line ValueError when the data cannot be loaded (e.g. offline)."""
+    if bundle.data.source == "none":
+        raise ValueError(f"{bundle.path} records no training data (an imported model); this page needs it. "
+                         "Use `dcgan-viz memorization CHECKPOINT --data SPEC`, or import with --data SPEC")
     key = json.dumps(bundle.data.to_dict(), sort_keys=True)
     lock, train_sets = _app_cache("train_sets")
     with lock:
@@ -132,7 +135,9 @@ def evaluation_classifier(bundle: Bundle):
 
 def feature_spaces(bundle: Bundle, classifier=None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Space name -> feature function (uint8 (n, H, W, C) -> float32 (n, d)), as the CLI builds them."""
-    spaces = {"pixel": lambda x: pixel_features(x, PIXEL_SIZE), "d": lambda x: d_features(bundle.D, x)}
+    spaces = {"pixel": lambda x: pixel_features(x, PIXEL_SIZE)}
+    if bundle.D is not None:  # an imported generator without its discriminator has no D space
+        spaces["d"] = lambda x: d_features(bundle.D, x)
     if classifier is not None:
         spaces["classifier"] = lambda x: classifier_features(classifier, x)
     return spaces

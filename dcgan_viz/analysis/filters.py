@@ -46,7 +46,10 @@ class ReceptiveField:
 
 
 def receptive_fields(net: nn.Module) -> dict[str, ReceptiveField]:
-    """Receptive field of every named conv block of ``net`` (Conv2d layers), in forward order."""
+    """Receptive field of every named conv block of ``net`` (Conv2d layers), in forward order.
+    A net with its own ``receptive_fields`` (a wrapped user net measures them) answers itself."""
+    if callable(getattr(net, "receptive_fields", None)):
+        return net.receptive_fields()
     size, jump, offset = 1, 1, 0.5
     out: dict[str, ReceptiveField] = {}
     for name, block in net.named_children():
@@ -74,7 +77,10 @@ def crop(images: np.ndarray, boxes: np.ndarray, fill: int = 0) -> np.ndarray:
 
 
 def random_discriminator(cfg: ModelConfig, seed: int = 0) -> Discriminator:
-    """The same architecture at the paper's initialisation (eval mode, frozen): Fig. 5's control."""
+    """The same architecture at the paper's initialisation (eval mode, frozen): Fig. 5's control.
+    A wrapped model's config supplies its own (the user's D with every layer reset)."""
+    if getattr(cfg, "random_discriminator", None) is not None:
+        return cfg.random_discriminator(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = Discriminator(cfg)

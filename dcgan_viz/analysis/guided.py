@@ -24,7 +24,10 @@ OBJECTIVES = ("max", "mean")
 
 
 def layer_channels(net: nn.Module) -> dict[str, int]:
-    """Units per named block of ``net`` (children that have a ``conv``), in forward order."""
+    """Units per named block of ``net`` (children that have a ``conv``), in forward order; a net
+    with the instrumentation interface (``dcgan_viz.instrument``) reports its own layers."""
+    if callable(getattr(net, "layer_channels", None)):
+        return net.layer_channels()
     return {name: block.conv.out_channels for name, block in net.named_children() if hasattr(block, "conv")}
 
 
@@ -91,6 +94,10 @@ def _check_location(net: nn.Module, layer: str, images: torch.Tensor, objective:
 
 def _layer_output(net: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
     """Run the blocks of ``net`` up to and including ``layer``: (B, C, H, W)."""
+    if callable(getattr(net, "features", None)):
+        if layer not in net.layer_names:
+            raise ValueError(f"unknown layer {layer!r}")
+        return net.features(x, [layer])[layer]
     for name, block in net.named_children():
         x = block(x)
         if name == layer:

@@ -227,7 +227,9 @@ def _subset(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _spaces(bundle: Bundle, classifier: torch.nn.Module | None, pixel_size: int) -> dict[str, FeatureFn]:
-    spaces: dict[str, FeatureFn] = {"pixel": lambda x: pixel_features(x, pixel_size), "d": lambda x: d_features(bundle.D, x)}
+    spaces: dict[str, FeatureFn] = {"pixel": lambda x: pixel_features(x, pixel_size)}
+    if bundle.D is not None:  # a generator imported or wrapped without its discriminator has no D space
+        spaces["d"] = lambda x: d_features(bundle.D, x)
     if classifier is not None:
         spaces["classifier"] = lambda x: classifier_features(classifier, x)
     return spaces

@@ -44,6 +44,8 @@ def register(app: typer.Typer) -> None:
         latent_seed: int = typer.Option(0, help="G feature maps: latent (seed, index)."),
         latent_index: int = typer.Option(0, help="G feature maps: latent index."),
         cache_dir: Optional[Path] = typer.Option(Path("cache/analysis"), help="Cache of dissection results."),
+        data: Optional[str] = typer.Option(None, help="Real images to search (data spec, e.g. fashion-mnist); default: "
+                                           "the checkpoint's training data (required for imported models)."),
         device: Optional[str] = typer.Option(None, help="cpu, cuda (default: CUDA when available)."),
     ) -> None:
         """Visualise D filters (Fig. 5, trained vs random init) and count object detectors."""
@@ -59,7 +61,7 @@ def register(app: typer.Typer) -> None:
                 random_discriminator,
             )
             from dcgan_viz.analysis.guided import check_units
-            from dcgan_viz.checkpoint import load_checkpoint
+            from dcgan_viz.checkpoint import load_checkpoint, require_D, with_data
             from dcgan_viz.images import save_png
             from dcgan_viz.latents import latents
             from dcgan_viz.plots.filters import detector_figure, feature_map_grid, fig5_grid, patch_grid
@@ -67,7 +69,8 @@ def register(app: typer.Typer) -> None:
             units = parse_filters(filters)
             if top < 1 or images < 1:
                 raise ValueError("--top and --images must be at least 1")
-            bundle = load_checkpoint(checkpoint, device=device)
+            bundle = with_data(load_checkpoint(checkpoint, device=device), data)
+            require_D(bundle, "filters (guided backprop of D's units)")
             name = layer or bundle.D.feature_layers[-1]
             check_units(bundle.D, name, units)
             probe = probe_set(bundle.data, images)
@@ -81,6 +84,9 @@ def register(app: typer.Typer) -> None:
             save_png(out / "generator_features.png", feature_map_grid(generator_feature_maps(bundle.G, z)), scale=2)
             typer.echo(f"wrote {out}/fig5_{name}.png (left trained, right random init; rows: images, guided maps), "
                        f"patches_{name}.png, generator_features.png")
+            tops = {r.label: r.top.value.mean(axis=1) for r in responses}  # per filter: mean of its top-k maxima
+            typer.echo(f"{name} filters {units[0]}..{units[-1]}, mean top-{top} activation on {len(probe)} images: "
+                       + ", ".join(f"{label} " + " ".join(f"{v:.3g}" for v in values) for label, values in tops.items()))
             if not dissection:
                 return
             if probe.masks is None:

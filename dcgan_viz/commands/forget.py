@@ -23,12 +23,38 @@ def _parse_counts(text: str) -> list[int]:
     return counts
 
 
+def _forget_from_boxes(bundle, box_entries, layer: str, counts: list[int], show: Optional[int], seed: int,
+                       out: Path) -> None:
+    """No segmenter: probe from the boxes, pixel change inside / outside them (analysis/box_forget.py)."""
+    import torch
+
+    from dcgan_viz.analysis.box_forget import box_forget
+    from dcgan_viz.analysis.forgetting import with_without
+    from dcgan_viz.images import grid, save_png, to_uint8
+    from dcgan_viz.latents import latents
+
+    result, probe = box_forget(bundle, box_entries, layer, counts, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    k_show = show if show is not None else max(1, round(0.1 * result.n_units))
+    z_show = latents(bundle.config, seed, 8, device=bundle.device)
+    before, after = with_without(bundle.G, z_show, layer, probe.units_by_weight[:k_show])
+    save_png(out / "with_without.png", grid(to_uint8(torch.cat([before, after])), nrow=8), scale=2)
+    atomic_write_json(out / "box_removal.json", result.to_dict() | {"checkpoint": str(bundle.path),
+                                                                   "with_without_units": k_show})
+    md = result.markdown()
+    atomic_write(out / "box_removal.md", lambda p: p.write_text(md))
+    typer.echo(md)
+    typer.echo(f"wrote {out}/with_without.png (top {k_show} probe units dropped), box_removal.json, box_removal.md")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def forget(
         checkpoint: Path = typer.Argument(..., help="Checkpoint directory (or a run directory)."),
         auto: str = typer.Option("window", "--auto", help="Class the segmenter labels in generated samples."),
-        segmenter: Path = typer.Option(Path("checkpoints/rooms-segmenter"), help="Segmenter evaluator checkpoint."),
+        segmenter: Path = typer.Option(Path("checkpoints/rooms-segmenter"), help="Segmenter evaluator checkpoint; "
+                                       "'none' with --boxes: no segmenter (imported models), measure pixel change "
+                                       "inside / outside the boxes instead."),
         layer: str = typer.Option("conv3", help="Generator layer whose units are dropped."),
         out: Path = typer.Option(Path("out/forget"), help="Output directory."),
         boxes: Optional[Path] = typer.Option(None, help="JSON list of {seed, index, boxes: [[x0,y0,x1,y1], ...]}: "
@@ -79,6 +105,12 @@ def register(app: typer.Typer) -> None:
             G = bundle.G
             A.check_layer(G, layer)
             size = bundle.config.image_size
+            if str(segmenter).lower() == "none":
+                if box_entries is None:
+                    raise ValueError("--segmenter none needs --boxes (without a segmenter only drawn boxes say "
+                                     "where the object is)")
+                _forget_from_boxes(bundle, box_entries, layer, count_list, show, seed, out)
+                return
             if box is not None:
                 A.masks_from_boxes([{"seed": 0, "index": 0, "boxes": [box]}], size)  # validate early
             if box_entries is not None:

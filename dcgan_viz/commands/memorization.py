@@ -55,6 +55,8 @@ def register(app: typer.Typer) -> None:
         pixel_size: int = typer.Option(16, help="Pixel space: images downsampled to this size."),
         top: int = typer.Option(32, help="Closest generated/train pairs to list and draw."),
         cache_dir: Optional[Path] = typer.Option(Path("cache/memorization"), help="Cache of training features."),
+        data: Optional[str] = typer.Option(None, help="Training data spec (e.g. fashion-mnist); default: the "
+                                           "checkpoint's own (required for imported models, which record none)."),
         device: Optional[str] = typer.Option(None, help="cpu, cuda (default: CUDA when available)."),
     ) -> None:
         """Measure whether a checkpoint copies its training set: NN distances, C_T, latent recovery."""
@@ -63,13 +65,15 @@ def register(app: typer.Typer) -> None:
         def go() -> None:
             results_dir(out)  # the output-path policy, before any expensive work
             from dcgan_viz.analysis.memorization import measure_checkpoint
-            from dcgan_viz.checkpoint import load_checkpoint
+            from dcgan_viz.checkpoint import load_checkpoint, with_data
             from dcgan_viz.images import save_png
             from dcgan_viz.plots.memorization import closest_pairs_grid, ct_cells_figure
 
             if n < 2 or n_test < 2:
                 raise ValueError("--n and --n-test must be at least 2")
-            bundle = load_checkpoint(checkpoint, device=device)
+            bundle = with_data(load_checkpoint(checkpoint, device=device), data)
+            if bundle.D is None:
+                typer.echo("note: no discriminator in this checkpoint; the D feature space is left out", err=True)
             clf, clf_key = None, ""
             if classifier is not None:
                 from dcgan_viz.evaluation import load_evaluator

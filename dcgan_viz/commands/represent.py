@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         def go() -> None:
             results_dir(out)  # the output-path policy, before any expensive work
             from dcgan_viz.analysis.representation import evaluate_representations, umap_embedding
-            from dcgan_viz.checkpoint import load_checkpoint
+            from dcgan_viz.checkpoint import load_checkpoint, require_D
             from dcgan_viz.data.loading import load_imageset
             from dcgan_viz.data.spec import DataSpec
             from dcgan_viz.plots.representation import accuracy_figure, umap_figure
@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
             if min(train_count or 10, test_count, labels) < 10:
                 raise ValueError("--train-count, --test-count and --labels must be at least 10")
             bundle = load_checkpoint(checkpoint, device=device)
+            require_D(bundle, "represent (D features as a representation)")
             spec = DataSpec.parse(data, size=bundle.config.image_size, channels=bundle.config.nc)
             train = load_imageset(DataSpec.from_dict(spec.to_dict() | {"count": train_count, "split": "train"}))
             test = load_imageset(DataSpec.from_dict(spec.to_dict() | {"count": test_count, "split": "test"}))

@@ -33,7 +33,7 @@ from dcgan_viz.data.sources import (
     open_lsun,
     open_mnist,
 )
-from dcgan_viz.data.spec import DataSpec, ImageSet
+from dcgan_viz.data.spec import NO_DATA, DataSpec, ImageSet
 
 CHUNK_SIZE = 2048
 DEFAULT_COUNTS: dict[str, dict[str, int]] = {
@@ -41,6 +41,8 @@ DEFAULT_COUNTS: dict[str, dict[str, int]] = {
     "faces": {"count": 100_000, "test_count": 10_000},
     "random": {"count": 1_000, "test_count": 100},
 }
+NO_DATA_MESSAGE = ("this checkpoint has no training data (an imported model); pass --data SPEC, "
+                   "e.g. --data fashion-mnist")
 NATIVE_CHANNELS = {
     "rooms": 3, "faces": 3, "random": 3,
     "fashion-mnist": 1, "mnist": 1, "folder": 3, "lsun": 3, "celeba": 3, "cifar10": 3,
@@ -73,6 +75,8 @@ _HELP = {
     "prepared": "a directory written by prepare (memmapped, so it may exceed RAM; its split is the one prepared). "
     "e.g. prepared:cache/rooms-train-64px-0123456789abcdef",
     "random": "uniform random uint8 images, for tests; count/test_count default 1000/100. e.g. random:count=16,size=32",
+    NO_DATA: "no images: what an imported model records (its training data is unknown); analyses that need "
+    "images then ask for --data SPEC. e.g. none",
 }
 
 def describe_sources() -> dict[str, str]:
@@ -273,6 +277,8 @@ def load_imageset(spec: DataSpec, cache_dir: str | Path | None = None, progress:
     The returned spec carries the content hash of the images; if ``spec.content_hash`` is set and
     differs (the source changed since it was recorded) a DataError is raised.
     """
+    if spec.source == NO_DATA:
+        raise DataError(NO_DATA_MESSAGE)
     if spec.source == "prepared":
         imageset = _load_prepared(spec)
     elif cache_dir is not None:

@@ -15,7 +15,8 @@ import numpy as np
 
 SYNTHETIC_SOURCES = ("rooms", "faces")
 REAL_SOURCES = ("fashion-mnist", "mnist", "folder", "lsun", "celeba", "cifar10", "prepared")
-SOURCES = SYNTHETIC_SOURCES + REAL_SOURCES + ("random",)
+NO_DATA = "none"  # an imported model: its training data is unknown; analyses that need images ask for --data
+SOURCES = SYNTHETIC_SOURCES + REAL_SOURCES + ("random", NO_DATA)
 SPLITS = ("train", "test")
 MAX_SIZE = 4096  # image side; a bigger one is a typo that would ask for gigabytes per image
 

@@ -117,6 +117,9 @@ def representation_section(ctx: FigureContext) -> Section:
     if s.skipped:
         return s
     bundle = ctx.bundle(FASHION)
+    if bundle.D is None:
+        s.skipped = f"needs a discriminator; the {FASHION} checkpoint has none (imported without --netD)"
+        return s
     spec = DataSpec.parse("fashion-mnist", size=bundle.config.image_size, channels=bundle.config.nc)
     try:
         train = load_imageset(DataSpec.from_dict(spec.to_dict() | {"count": c.svm_train, "split": "train"}))

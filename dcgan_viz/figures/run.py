@@ -9,6 +9,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..checkpoint import CheckpointError
+from ..data.sources import DataError
 from .arithmetic import arithmetic_section, turn_section
 from .context import FigureContext, FiguresConfig
 from .memory import dedup_section, memorization_section, representation_section
@@ -52,7 +54,10 @@ def run_figures(checkpoints: Path, out: Path, config: FiguresConfig, cache_dir: 
     sections, start = [], time.perf_counter()
     for key in keys:
         t0 = time.perf_counter()
-        section = SECTIONS[key](ctx)
+        try:
+            section = SECTIONS[key](ctx)
+        except (CheckpointError, DataError) as exc:  # e.g. an imported checkpoint without training data
+            section = Section(key, key, "", skipped=str(exc).strip().splitlines()[0])
         section.seconds = time.perf_counter() - t0
         sections.append(section)
         log(f"[{section.seconds:6.1f} s] {section.title}: {section.skipped or section.measured}")

@@ -25,6 +25,9 @@ def filters_section(ctx: FigureContext) -> Section:
     if s.skipped:
         return s
     bundle = ctx.bundle(ROOMS)
+    if bundle.D is None:
+        s.skipped = f"needs a discriminator; the {ROOMS} checkpoint has none (imported without --netD)"
+        return s
     layer = bundle.D.feature_layers[-1]
     units = list(range(c.filters))
     probe = probe_set(bundle.data, c.filter_images)
