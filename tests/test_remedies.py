@@ -25,7 +25,7 @@ from dcgan_viz.remedies import (
     parse_augment,
     translate,
 )
-from dcgan_viz.train import Trainer, TrainConfig
+from dcgan_viz.train import Trainer, TrainConfig, fused_adam_supported
 
 SPEC = DataSpec(source="random", size=32, count=128)
 
@@ -47,8 +47,9 @@ def test_off_is_the_paper_step_bit_for_bit(tmp_path: Path, tiny_cfg: ModelConfig
     assert trainer.gan.remedies is None
     ref = Trainer(tiny_cfg, _cfg(), SPEC, tiny_images, tmp_path / "ref")  # same init; only its inputs are used
     G, D = ref.G, ref.D
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    fused = {"fused": True} if fused_adam_supported(torch.device("cpu")) else {}  # the trainer's Adam kernel
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), **fused)
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), **fused)
     perm = ref._epoch_perm(0)
     for step in range(6):
         ref._fill_inputs(perm, step)
