@@ -28,7 +28,7 @@ from dcgan_viz.models import ModelConfig, build_models
 
 runner = CliRunner()
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-                derandomize=True)
+                derandomize=True, database=None)  # no .hypothesis/ directory left behind
 
 
 @contextlib.contextmanager
