@@ -231,10 +231,7 @@ def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, 
         run_data = DataSpec.from_dict(saved["data"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: unreadable run config ({exc})") from None
-    for name, value in model.items():
-        if getattr(run_model, name) != value:
-            raise ValueError(f"the run was trained with {name}={getattr(run_model, name)}, not {value}; "
-                             f"drop the option to resume it")
+    _require_same(run_model, model, "the run was trained with", "drop the option to resume it")
     fixed = {k: v for k, v in train.items() if k not in RESUMABLE_TRAIN_SETTINGS}
     for name, value in fixed.items():
         if getattr(run_train, name) != value:
@@ -246,6 +243,13 @@ def resume_configs(run_dir: str | Path, model: dict[str, Any], train: dict[str, 
             raise ValueError(f"the run was trained on data {run_data.to_dict()}, not {spec.to_dict()}")
     resumed = TrainConfig.from_dict({**run_train.to_dict(), **{k: v for k, v in train.items() if k not in fixed}})
     return run_model, resumed, run_data
+
+
+def _require_same(config: Any, given: dict[str, Any], what: str, hint: str) -> None:
+    """ValueError naming the first setting in ``given`` that differs from ``config``'s."""
+    for name, value in given.items():
+        if getattr(config, name) != value:
+            raise ValueError(f"{what} {name}={getattr(config, name)}, not {value}; {hint}")
 
 
 def fork_configs(source: str | Path, model: dict[str, Any], train: dict[str, Any],
@@ -265,10 +269,7 @@ def fork_configs(source: str | Path, model: dict[str, Any], train: dict[str, Any
         src_data = DataSpec.from_dict(meta.get("data") or {})
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint config ({exc})") from None
-    for name, value in model.items():
-        if getattr(src_model, name) != value:
-            raise ValueError(f"the checkpoint to fork has {name}={getattr(src_model, name)}, not {value}; "
-                             f"a fork keeps the model (drop the option)")
+    _require_same(src_model, model, "the checkpoint to fork has", "a fork keeps the model (drop the option)")
     spec = src_data if data is None else DataSpec.parse(data, size=src_data.size, channels=src_data.channels)
     return src_model, TrainConfig.from_dict({**src_train.to_dict(), **train}), spec, path
 

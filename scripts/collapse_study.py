@@ -1,7 +1,7 @@
 """Why does the paper's recipe collapse on the synthetic rooms, and which remedy stops it?
 
     python scripts/collapse_study.py run RECIPE [RECIPE ...] [--root runs/collapse] [--steps 6000]
-    python scripts/collapse_study.py report [--root runs/collapse] [--n 1000]
+    python scripts/collapse_study.py report [--root runs/collapse] [--n 1000] [--until STEP] [--every 1000]
 
 ``run`` trains each named recipe (RECIPES below) at a small, fast scale: 32x32 rooms, ngf = ndf
 = 32, batch 64, a checkpoint every 500 steps (all kept), the collapse stop off so a run shows
@@ -70,7 +70,7 @@ def _log(run_dir: Path) -> list[dict]:
     return rows
 
 
-def report(root: Path, n: int) -> None:
+def report(root: Path, n: int, until: int, every: int) -> None:
     import torch
     import torch.nn.functional as F
 
@@ -98,11 +98,11 @@ def report(root: Path, n: int) -> None:
     test = _as_float(load_imageset(DataSpec.parse("rooms:count=20000", size=32, split="test")).images[:n])
     f_test, real_div, real_win = feats(test), diversity(test)["pairwise_rms"], windows(test)
     print(f"real (held-out, n={n}): pairwise RMS {real_div:.3f}, windows {real_win:.3f}")
-    print("| recipe | options | collapse step | final D(G(z)) | diversity (final) | Fréchet final | best (step) | windows |")
+    print("| recipe | options | collapse step | final D(G(z)) | diversity: pixels (D, neighbours) | Fréchet final | best (step) | windows |")
     print("|---|---|---|---|---|---|---|---|")
     for run_dir in sorted(p for p in root.iterdir() if (p / "run.json").is_file()):
         log = _log(run_dir)
-        ckpts = run_checkpoints(run_dir)
+        ckpts = [p for p in run_checkpoints(run_dir) if int(p.name.split("-")[1]) <= until]
         if not ckpts:
             continue
         rows, collapse, prev_bad = [], None, False
@@ -119,13 +119,16 @@ def report(root: Path, n: int) -> None:
             if bad and prev_bad and collapse is None:
                 collapse = prev_step
             prev_bad, prev_step = bad, step
-            gen = generate_float(b, n)
-            rows.append({"step": step, "dgz": dgz, "div_d": health["div_d"], "frechet": frechet_distance(feats(gen), f_test),
-                         "div": diversity(gen)["pairwise_rms"] / real_div, "windows": windows(gen)})
-        final, best = rows[-1], min(rows, key=lambda r: r["frechet"])
+            row = {"step": step, "dgz": dgz, **health}
+            if step % every == 0 or path == ckpts[-1]:
+                gen = generate_float(b, n)
+                row.update(frechet=frechet_distance(feats(gen), f_test), div=diversity(gen)["pairwise_rms"] / real_div,
+                           windows=windows(gen))
+            rows.append(row)
+        final, best = rows[-1], min((r for r in rows if "frechet" in r), key=lambda r: r["frechet"])
         opts = " ".join(json.loads((run_dir / "run.json").read_text()).get("argv", [])) or _options(run_dir)
         print(f"| {run_dir.name} | {opts} | {collapse if collapse is not None else 'none'} (of {final['step']}) | "
-              f"{final['dgz']:.3f} | {final['div']:.2f} (D {final['div_d']:.2f}) | {final['frechet']:.1f} | "
+              f"{final['dgz']:.3f} | {final['div']:.2f} (D {final['div_d']:.2f}, nn {final['nn_d']:.2f}) | {final['frechet']:.1f} | "
               f"{best['frechet']:.1f} ({best['step']}) | {final['windows']:.3f} (real {real_win:.3f}) |", flush=True)
         (run_dir / "study.json").write_text(json.dumps(rows, indent=1) + "\n")
 
@@ -151,11 +154,13 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("--root", type=Path, default=ROOT / "runs" / "collapse")
     p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--until", type=int, default=10**9, help="compare runs up to this step")
+    p.add_argument("--every", type=int, default=1000, help="Fréchet distance at multiples of this step")
     args = ap.parse_args()
     if args.cmd == "run":
         run(args.recipes, args.root, args.steps)
     else:
-        report(args.root, args.n)
+        report(args.root, args.n, args.until, args.every)
 
 
 if __name__ == "__main__":
