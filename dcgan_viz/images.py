@@ -44,8 +44,11 @@ def grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 
     return out
 
 
-def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
-    """uint8 (H, W, C) with C in {1, 3} -> PNG bytes (nearest-neighbour upscaled by ``scale``)."""
+def png_bytes(image: np.ndarray, scale: int = 1, compress_level: int = 6) -> bytes:
+    """uint8 (H, W, C) with C in {1, 3} -> PNG bytes (nearest-neighbour upscaled by ``scale``).
+
+    ``compress_level``: zlib level 0..9 (6, PIL's default, for files; 1 is several times faster
+    and a little larger, for images sent to a browser on every request)."""
     from PIL import Image
 
     arr = image[..., 0] if image.shape[-1] == 1 else image
@@ -53,7 +56,7 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     if scale > 1:
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
     buf = io.BytesIO()
-    pil.save(buf, format="PNG")
+    pil.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
