@@ -251,7 +251,7 @@ class _Memo:
 
 _PROBES = _Memo(4)
 _RANDOM_NETS = _Memo(4)
-_MAXIMA = _Memo(16)
+_MAXIMA = _Memo(8)
 
 
 def _config_key(cfg: ModelConfig) -> str:
