@@ -85,9 +85,19 @@ def parse_int(value, what: str, minimum: int, maximum: int) -> int:
     return count
 
 
+PNG_LEVEL = 1  # zlib level of images sent to the browser: 3-6x faster to encode than PIL's default 6, ~10-30% larger
+
+
 def image_src(image: np.ndarray, scale: int = 1) -> str:
-    """uint8 (H, W, C) -> ``data:image/png;base64,...`` for ``html.Img(src=...)``."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(image), scale)).decode("ascii")
+    """uint8 (H, W, C) -> ``data:image/png;base64,...`` for ``html.Img(src=...)`` (lossless, fast zlib level)."""
+    data = png_bytes(np.asarray(image), scale, compress_level=PNG_LEVEL)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def upscaled_style(image: np.ndarray, scale: int) -> dict:
+    """Style that shows a uint8 (H, W, C) image ``scale`` times larger, pixelated (the browser upscales;
+    sending the image at scale 1 is ``scale``² fewer pixels to encode and transfer)."""
+    return {**PIXELATED_STYLE, "width": f"{int(np.asarray(image).shape[1]) * scale}px"}
 
 
 def error_box(message: str | None):

@@ -61,9 +61,12 @@ def check_png_size(height: int, width: int, channels: int, scale: int) -> None:
                          f"use a smaller scale (at most {max(1, int((MAX_PNG_BYTES / (height * width * channels)) ** 0.5))})")
 
 
-def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
+def png_bytes(image: np.ndarray, scale: int = 1, compress_level: int = 6) -> bytes:
     """uint8 (H, W, C) with C in {1, 3} -> PNG bytes (nearest-neighbour upscaled by ``scale``),
-    tagged ``Software: dcgan-viz`` so the output-path policy knows the toolkit wrote it."""
+    tagged ``Software: dcgan-viz`` so the output-path policy knows the toolkit wrote it.
+
+    ``compress_level``: zlib level 0..9 (6, PIL's default, for files; 1 is several times faster
+    and a little larger, for images sent to a browser on every request)."""
     from PIL import Image, PngImagePlugin
 
     check_png_size(image.shape[0], image.shape[1], image.shape[-1], scale)
@@ -74,7 +77,7 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", PNG_SOFTWARE)
     buf = io.BytesIO()
-    pil.save(buf, format="PNG", pnginfo=info)
+    pil.save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
     return buf.getvalue()
 
 

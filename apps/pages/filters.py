@@ -1,7 +1,9 @@
 """Filters: what D's filters respond to (paper Fig. 5, trained vs random init), G's feature maps
 for one latent, and — on data with class masks (rooms) — a network-dissection detector table.
 
-The same library calls as ``dcgan-viz filters`` (no second implementation). Page state lives in
+The same library calls as ``dcgan-viz filters`` (no second implementation); Fig. 5 comes from
+``fig5_responses``, which computes each layer's top activations once per checkpoint (memory and the
+analysis cache on disk) and per request only the chosen filters' guided-backprop maps. Page state lives in
 the URL: ``/filters?checkpoint=<path>&layer=conv4&filters=0:6&images=256&seed=0``. Network
 dissection is slow on CPU, so it runs only when "Run dissection" is pressed; its results go to
 the same on-disk cache as the CLI (``cache/analysis``), so pressing again is instant.
@@ -16,9 +18,9 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from apps.app import app_state
-from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input, one_line
+from apps.components import CAPTION_STYLE, PIXELATED_STYLE, ROW_STYLE, checked_checkpoint, checkpoint_dropdown, error_box, find_checkpoints, image_src, parse_seed, seed_input, one_line, upscaled_style
 from dcgan_viz.analysis.dissection import QUANTILE, detector_table, dissect_checkpoint
-from dcgan_viz.analysis.filters import filter_responses, generator_feature_maps, probe_set, random_discriminator
+from dcgan_viz.analysis.filters import fig5_responses, generator_feature_maps
 from dcgan_viz.analysis.guided import check_units
 from dcgan_viz.commands.filters import parse_filters as _cli_parse_filters
 from dcgan_viz.latents import latents
@@ -32,6 +34,7 @@ DEFAULT_FILTERS = "0:6"
 DEFAULT_IMAGES = 256  # probe images for Fig. 5 (the CLI uses 2000)
 MAX_IMAGES = 2000
 MAX_FILTERS = 16
+GMAP_CHANNELS = 8     # G feature maps shown per layer
 DEFAULT_DISSECT_IMAGES = 500  # the CLI dissects 2000; a few minutes on CPU
 DISSECT_QUANTILES = {0.01: "top 1% (Bau et al. 2020)", 0.005: "top 0.5% (NetDissect 2017)"}
 CACHE_DIR = Path("cache/analysis")  # the CLI's --cache-dir default
@@ -121,6 +124,7 @@ def layout(checkpoint: str | None = None, layer: str | None = None, filters: str
             html.Img(id="filters-fig5", style=pixelated),
             html.Div(id="filters-fig5-caption", style=caption),
             html.H3("G feature maps"),
+            html.Div(id="filters-gmaps-error", style={"margin": "0.8em 0"}),
             html.Img(id="filters-gmaps", style=pixelated),
             html.Div(id="filters-gmaps-caption", style=caption),
         ])),
@@ -160,15 +164,15 @@ def update_url(checkpoint, layer, filters, images, seed) -> str:
     return "?" + urlencode(state) if state else ""
 
 
-@callback(Output("filters-error", "children"), Output("filters-fig5", "src"),
-          Output("filters-fig5-caption", "children"), Output("filters-gmaps", "src"), Output("filters-gmaps-caption", "children"),
-          Input("filters-checkpoint", "value"), Input("filters-layer", "value"), Input("filters-filters", "value"),
-          Input("filters-images", "value"), Input("filters-seed", "value"))
-def render_filters(checkpoint, layer, filters, images, seed):
-    """(error, Fig. 5 PNG data URI, caption, G feature maps PNG data URI, caption); on bad input only the error."""
+@callback(Output("filters-error", "children"), Output("filters-fig5", "src"), Output("filters-fig5", "style"),
+          Output("filters-fig5-caption", "children"), Input("filters-checkpoint", "value"), Input("filters-layer", "value"), Input("filters-filters", "value"),
+          Input("filters-images", "value"))
+def render_fig5(checkpoint, layer, filters, images):
+    """(error, Fig. 5 PNG data URI, its style, caption); on bad input only the error. The seed is not an
+    input: Fig. 5 does not depend on it, so changing it redraws only the G feature maps. The PNG is sent
+    at scale 1 and shown 2x by the browser (a quarter of the pixels to encode)."""
     try:
-        path, units, count, seed = checked_checkpoint(checkpoint), parse_filters(filters), parse_count(images), \
-            parse_seed(seed)
+        path, units, count = checked_checkpoint(checkpoint), parse_filters(filters), parse_count(images)
         bundle = app_state()[1].get(path)
         if bundle.D is None:
             raise ValueError(f"this page needs a discriminator; {path} has none (imported without --netD)")
@@ -177,20 +181,30 @@ def render_filters(checkpoint, layer, filters, images, seed):
         check_units(bundle.D, layer, units)
         if len(units) > MAX_FILTERS:
             raise ValueError(f"at most {MAX_FILTERS} filters at a time, got {len(units)}")
-        probe = probe_set(bundle.data, count)
-        random_d = random_discriminator(bundle.config, RANDOM_SEED).to(bundle.device)
-        responses = [filter_responses(bundle.D, probe.images, layer, units, TOP, "trained"),
-                     filter_responses(random_d, probe.images, layer, units, TOP, "random")]
-        fig5 = image_src(fig5_grid(responses), scale=2)
-        z = latents(bundle.config, seed, [0], device=bundle.device)
-        gmaps = image_src(feature_map_grid(generator_feature_maps(bundle.G, z)), scale=2)
+        responses, n_probe = fig5_responses(bundle, layer, units, count, TOP, RANDOM_SEED, cache_dir())
+        picture = fig5_grid(responses)
+        fig5, style = image_src(picture), upscaled_style(picture, 2)
     except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
-        return error_box(one_line(exc)), None, "", None, ""
-    fig5_caption = (f"{layer}, filters {', '.join(map(str, units))}: top {TOP} of {len(probe.images)} training "
-                    f"images per filter (rows: images, guided-backprop maps); left trained D, right random init "
-                    f"(seed {RANDOM_SEED})")
-    gmaps_caption = f"every G layer's feature maps (first 8 per layer) for latent (seed {seed}, 0)"
-    return None, fig5, fig5_caption, gmaps, gmaps_caption
+        return error_box(one_line(exc)), None, PIXELATED_STYLE, ""
+    caption = (f"{layer}, filters {', '.join(map(str, units))}: top {TOP} of {n_probe} training images per filter "
+               f"(rows: images, guided-backprop maps); left trained D, right random init (seed {RANDOM_SEED})")
+    return None, fig5, style, caption
+
+
+@callback(Output("filters-gmaps-error", "children"), Output("filters-gmaps", "src"),
+          Output("filters-gmaps-caption", "children"), Input("filters-checkpoint", "value"),
+          Input("filters-seed", "value"))
+def render_gmaps(checkpoint, seed):
+    """(error, G feature maps PNG data URI, caption) for latent (seed, 0); on bad input only the error."""
+    try:
+        path, seed = checked_checkpoint(checkpoint), parse_seed(seed)
+        bundle = app_state()[1].get(path)
+        z = latents(bundle.config, seed, [0], device=bundle.device)
+        gmaps = image_src(feature_map_grid(generator_feature_maps(bundle.G, z, channels=GMAP_CHANNELS),
+                                           n=GMAP_CHANNELS), scale=2)
+    except Exception as exc:  # noqa: BLE001 - any failure is shown as one line, never a traceback
+        return error_box(one_line(exc)), None, ""
+    return None, gmaps, f"every G layer's feature maps (first {GMAP_CHANNELS} per layer) for latent (seed {seed}, 0)"
 
 
 def detector_html_table(rows: list[dict]) -> html.Table:

@@ -42,6 +42,7 @@ dash.register_page(__name__, path="/memorization", name="Memorization", title="d
 
 SOURCES = ("generated", "train")
 DEFAULT_K, MAX_K = 5, 16
+MAX_OPEN_INDEXES = 6  # training-set NN indexes kept open (3 spaces x 2 checkpoints)
 MAX_INDEX = 10**6 - 1
 PICK_GRID = 16            # generated samples offered for clicking: latents (seed, 0..15)
 DEFAULT_N, MIN_N, MAX_N = 1000, 10, 10000  # copy test: generated and held-out images (the CLI uses 10,000)
@@ -148,12 +149,19 @@ def training_indexes(bundle: Bundle, train: ImageSet, spaces: dict, classifier_k
     """Exact NN indexes over the training features per space, cached on disk under the same keys as
     ``measure_checkpoint`` (``memo-train-<space>``): built once, loaded after."""
     keys = {"pixel": f"px{PIXEL_SIZE}", "d": bundle.key, "classifier": classifier_key}
+    lock, opened = _app_cache("indexes")  # opening one from disk (read + faiss add) costs ~1 s: once per app
     indexes = {}
     for i, (name, fn) in enumerate(spaces.items()):
         if progress is not None:
             progress((i, len(spaces) + 1, f"index of training {SPACE_NAMES[name]} ({len(train)} images)"))
-        indexes[name] = open_index(cache_dir(), f"memo-train-{name}", lambda fn=fn: fn(train.images), "auto",
-                                   data=train.spec.content_hash, model=keys[name])
+        key = (name, train.spec.content_hash, keys[name], str(cache_dir()))
+        with lock:
+            if key not in opened:
+                opened[key] = open_index(cache_dir(), f"memo-train-{name}", lambda fn=fn: fn(train.images), "auto",
+                                         data=train.spec.content_hash, model=keys[name])
+                while len(opened) > MAX_OPEN_INDEXES:
+                    opened.pop(next(iter(opened)))  # the oldest
+            indexes[name] = opened[key]
     return indexes
 
 

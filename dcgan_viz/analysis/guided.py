@@ -8,13 +8,19 @@ Captum's guided rule only overrides ``nn.ReLU``; DCGAN's discriminator uses ``Le
 
 A "layer" is a named child block of the net (``conv1`` .. ``convN``) with a ``conv`` child; a
 "unit" is one output channel of that block (its post-activation feature map).
+
+``guided_backprop_at`` computes many maps in one forward and one backward pass (each image its own
+unit and location), which is what Fig. 5 needs; hooks on a shared net are held under a per-net
+lock, so two threads (dashboard requests) never see each other's hooks.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+import weakref
 from contextlib import contextmanager
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Sequence, Union
 
 import torch
 from torch import nn
@@ -70,6 +76,19 @@ def guided_leaky_relu(model: nn.Module) -> Iterator[None]:
         positive.clear()
 
 
+_NET_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()
+_NET_LOCKS_GUARD = threading.Lock()
+
+
+def net_lock(net: nn.Module) -> threading.Lock:
+    """The lock that serialises hooked passes (guided backprop) through ``net``."""
+    with _NET_LOCKS_GUARD:
+        lock = _NET_LOCKS.get(net)
+        if lock is None:
+            lock = _NET_LOCKS[net] = threading.Lock()
+        return lock
+
+
 def _selector(unit: int, objective: Objective) -> Callable[[torch.Tensor], torch.Tensor] | tuple[int, int, int]:
     """Captum neuron selector: layer output (B, C, H, W) -> (B,) objective of channel ``unit``."""
     if isinstance(objective, tuple):
@@ -120,8 +139,48 @@ def guided_backprop(net: nn.Module, layer: str, unit: int, images: torch.Tensor,
     block = getattr(net, layer)
     inputs = images.detach().clone().requires_grad_(True)
     selector = _selector(unit, objective)
-    if not guided:
-        return NeuronGradient(net, block).attribute(inputs, selector).detach()
-    with warnings.catch_warnings(), guided_leaky_relu(net):
-        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-        return NeuronGuidedBackprop(net, block).attribute(inputs, selector).detach()
+    with net_lock(net):
+        if not guided:
+            return NeuronGradient(net, block).attribute(inputs, selector).detach()
+        with warnings.catch_warnings(), guided_leaky_relu(net):
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+            return NeuronGuidedBackprop(net, block).attribute(inputs, selector).detach()
+
+
+def guided_backprop_at(net: nn.Module, layer: str, units: Sequence[int], locations: Sequence[tuple[int, int]],
+                       images: torch.Tensor, guided: bool = True) -> torch.Tensor:
+    """Input attributions (B, C, H, W) for B images at once: image ``b``'s map is that of unit
+    ``units[b]`` of ``layer`` at location ``locations[b]`` = (y, x) on the layer's map.
+
+    Equal to ``guided_backprop(net, layer, units[b], images[b:b+1], locations[b])`` per image (an
+    eval-mode net treats the images of a batch independently), in one forward and one backward pass.
+    """
+    from captum.attr import NeuronGradient, NeuronGuidedBackprop
+
+    check_units(net, layer, list(units))
+    if not (len(units) == len(locations) == len(images)):
+        raise ValueError(f"need one unit and one location per image, got {len(units)} units, "
+                         f"{len(locations)} locations, {len(images)} images")
+    if len(images) == 0:
+        return torch.zeros_like(images)
+    device = images.device
+    index = torch.arange(len(images), device=device)
+    unit_t = torch.as_tensor(list(units), dtype=torch.long, device=device)
+    ys = torch.as_tensor([int(y) for y, _ in locations], dtype=torch.long, device=device)
+    xs = torch.as_tensor([int(x) for _, x in locations], dtype=torch.long, device=device)
+
+    def selector(out: torch.Tensor) -> torch.Tensor:
+        h, w = out.shape[2:]
+        if bool(((ys < 0) | (ys >= h) | (xs < 0) | (xs >= w)).any()):
+            bad = next((int(y), int(x)) for y, x in zip(ys, xs) if not (0 <= y < h and 0 <= x < w))
+            raise ValueError(f"location {bad} is outside {layer}'s {h}x{w} feature map")
+        return out[index, unit_t, ys, xs]
+
+    block = getattr(net, layer)
+    inputs = images.detach().clone().requires_grad_(True)
+    with net_lock(net):
+        if not guided:
+            return NeuronGradient(net, block).attribute(inputs, selector).detach()
+        with warnings.catch_warnings(), guided_leaky_relu(net):
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+            return NeuronGuidedBackprop(net, block).attribute(inputs, selector).detach()

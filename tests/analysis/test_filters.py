@@ -8,7 +8,9 @@ import torch
 
 from dcgan_viz.analysis.filters import (
     crop,
+    fig5_responses,
     filter_responses,
+    layer_maxima,
     generator_feature_maps,
     random_discriminator,
     receptive_fields,
@@ -79,6 +81,59 @@ def test_generator_feature_maps(tiny_cfg: ModelConfig) -> None:
     assert {k: v.shape for k, v in maps.items()} == {
         "conv1": (32, 32, 32), "conv2": (16, 32, 32), "conv3": (8, 32, 32), "conv4": (3, 32, 32)}
     assert np.all(maps["conv1"][:, :8, :8] == maps["conv1"][:, :1, :1])  # nearest: 4x4 -> 32x32 blocks
+    first = generator_feature_maps(G, torch.zeros(tiny_cfg.nz), channels=4)
+    assert {k: v.shape[0] for k, v in first.items()} == {"conv1": 4, "conv2": 4, "conv3": 4, "conv4": 3}
+    assert all(np.array_equal(first[k], maps[k][:4]) for k in maps)
+
+
+def test_layer_maxima_give_the_same_top_activations(tiny_cfg: ModelConfig, tiny_images: torch.Tensor) -> None:
+    """Top activations chosen from a whole layer's maxima == those of the units alone; responses built
+    from given maxima == responses that compute them."""
+    D = random_discriminator(tiny_cfg, 2)
+    images = tiny_images[:24].numpy()
+    maxima = layer_maxima(D, images, "conv2", batch_size=10)
+    assert maxima.value.shape == maxima.where.shape == (16, 24) and (maxima.height, maxima.width) == (8, 8)
+    for units in ([0, 5], [15, 3, 7]):
+        a, b = maxima.top(units, 4), top_activations(D, images, "conv2", units, k=4)
+        assert a.image_index.tolist() == b.image_index.tolist() and a.y.tolist() == b.y.tolist()
+        assert a.x.tolist() == b.x.tolist()
+        np.testing.assert_array_equal(a.value, b.value)
+    given = filter_responses(D, images, "conv2", [5, 1], k=3, maxima=maxima)
+    computed = filter_responses(D, images, "conv2", [5, 1], k=3)
+    np.testing.assert_array_equal(given.images, computed.images)
+    np.testing.assert_allclose(given.guided, computed.guided, rtol=1e-5, atol=1e-7)
+
+
+def test_fig5_responses_cache_the_layer_once(tiny_checkpoint, tmp_path, monkeypatch) -> None:
+    """fig5_responses: trained and random D; the layer maxima are computed once per checkpoint and
+    layer (then memory, then the disk cache after a restart), only the requested units per call; the
+    result equals filter_responses on the same probe images."""
+    import dcgan_viz.analysis.filters as filters
+    from dcgan_viz.analysis.filters import clear_memory_caches, probe_set
+    from dcgan_viz.checkpoint import load_checkpoint
+
+    bundle = load_checkpoint(tiny_checkpoint, device="cpu")
+    calls = []
+    real = filters.layer_maxima
+    monkeypatch.setattr(filters, "layer_maxima", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    cache = tmp_path / "cache"
+    clear_memory_caches()
+    (trained, random), n = fig5_responses(bundle, "conv2", [0, 3], 40, 4, 0, cache)
+    assert n == 40 and (trained.label, random.label) == ("trained", "random") and len(calls) == 2
+    fig5_responses(bundle, "conv2", [5], 40, 4, 0, cache)
+    assert len(calls) == 2  # other units of the same layer: nothing recomputed
+    clear_memory_caches()  # a restarted server: from the disk cache
+    again, _ = fig5_responses(bundle, "conv2", [0, 3], 40, 4, 0, cache)
+    assert len(calls) == 2 and len(list(cache.glob("filter-maxima-*.npz"))) == 2
+    np.testing.assert_array_equal(again[0].guided, trained.guided)
+    images = probe_set(bundle.data, 40).images
+    expect = filter_responses(random_discriminator(bundle.config, 0), images, "conv2", [0, 3], 4, "random")
+    np.testing.assert_array_equal(random.top.image_index, expect.top.image_index)
+    np.testing.assert_allclose(random.guided, expect.guided, rtol=1e-5, atol=1e-7)
+    before = len(calls)  # (filter_responses without maxima computed them once more)
+    fig5_responses(bundle, "conv3", [0], 40, 4, 0, cache)
+    assert len(calls) == before + 2  # another layer: computed once more per net
+    clear_memory_caches()
 
 
 def test_fig5_and_patch_grids(tiny_cfg: ModelConfig, tiny_images: torch.Tensor) -> None:

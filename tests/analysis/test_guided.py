@@ -93,3 +93,29 @@ def test_clear_errors(hand_net: nn.Sequential) -> None:
         guided_backprop(hand_net, "conv2", 0, X, (0, 5))
     with pytest.raises(ValueError, match="objective"):
         guided_backprop(hand_net, "conv2", 0, X, "median")
+
+
+def test_batched_maps_equal_one_at_a_time(tiny_cfg: ModelConfig) -> None:
+    """guided_backprop_at (one pass, each image its own unit and location) == guided_backprop per image,
+    guided and plain; no hooks are left behind; a location off the map is a clear error."""
+    from dcgan_viz.analysis.guided import guided_backprop_at
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        D = Discriminator(tiny_cfg).eval()
+    x = torch.rand(5, 3, 32, 32) * 2 - 1
+    units, locations = [0, 3, 3, 7, 1], [(0, 0), (1, 2), (3, 3), (2, 0), (1, 1)]
+    for guided in (True, False):
+        batched = guided_backprop_at(D, "conv2", units, locations, x, guided=guided)
+        single = torch.cat([guided_backprop(D, "conv2", u, x[i : i + 1], loc, guided=guided)
+                            for i, (u, loc) in enumerate(zip(units, locations))])
+        torch.testing.assert_close(batched, single)
+        assert batched.abs().sum() > 0
+    assert _hooks(D) == 0
+    with pytest.raises(ValueError, match="outside conv2's 8x8 feature map"):
+        guided_backprop_at(D, "conv2", [0], [(8, 0)], x[:1])
+    with pytest.raises(ValueError, match="one unit and one location per image"):
+        guided_backprop_at(D, "conv2", [0, 1], [(0, 0)], x[:2])
+    with pytest.raises(ValueError, match="valid filters are"):
+        guided_backprop_at(D, "conv2", [99], [(0, 0)], x[:1])
+    assert _hooks(D) == 0

@@ -99,9 +99,13 @@ def test_cli_dashboard_wiring(monkeypatch, tmp_path):
 
     from dcgan_viz.cli import app as cli
 
+    import waitress
+
     calls = {}
 
     class FakeApp:
+        server = "wsgi"
+
         def run(self, **kwargs):
             calls["run"] = kwargs
 
@@ -110,9 +114,11 @@ def test_cli_dashboard_wiring(monkeypatch, tmp_path):
         return FakeApp()
 
     monkeypatch.setattr(apps.app, "create_app", fake_create_app)
+    monkeypatch.setattr(waitress, "serve", lambda app, **kwargs: calls.setdefault("serve", (app, kwargs)))
     result = CliRunner().invoke(cli, ["dashboard", "--checkpoints", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert calls["create"] == ([tmp_path], "cpu")
-    assert calls["run"]["host"] == "127.0.0.1" and calls["run"]["port"] == 8050
+    app, kwargs = calls["serve"]  # waitress, not Flask's development server (tests/apps/test_serving.py)
+    assert app == "wsgi" and kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8050 and "run" not in calls
     bad = CliRunner().invoke(cli, ["dashboard", "--checkpoints", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "error: no such checkpoint directory" in bad.output

@@ -36,15 +36,19 @@ def test_page_is_served(dashboard):
 
 def test_unknown_checkpoint_gives_message(dashboard, tmp_path):
     _, page, _, _ = dashboard
-    error, fig5, *_ = page.render_filters(str(tmp_path), "conv1", "0:3", 32, 0)
+    error, fig5, *_ = page.render_fig5(str(tmp_path), "conv1", "0:3", 32)
     assert "unknown checkpoint" in error.children and fig5 is None
+    error, gmaps, _ = page.render_gmaps(str(tmp_path), 0)
+    assert "unknown checkpoint" in error.children and gmaps is None
     assert "unknown checkpoint" in page.run_dissection(1, str(tmp_path), 32).children
 
 
 def test_fig5_and_feature_maps_are_png(dashboard):
     _, page, ckpt, layers = dashboard
-    error, fig5, caption, gmaps, gcaption = page.render_filters(ckpt, layers[-1], "0:3", 32, 2)
-    assert error is None
+    error, fig5, style, caption = page.render_fig5(ckpt, layers[-1], "0:3", 32)
+    assert style["imageRendering"] == "pixelated" and style["width"].endswith("px")
+    gerror, gmaps, gcaption = page.render_gmaps(ckpt, 2)
+    assert error is None and gerror is None
     assert fig5.startswith("data:image/png;base64,") and gmaps.startswith("data:image/png;base64,")
     assert "random init" in caption and "of 32 training images" in caption
     assert "seed 2, 0" in gcaption
@@ -52,20 +56,20 @@ def test_fig5_and_feature_maps_are_png(dashboard):
 
 def test_bad_layer_and_filters_give_library_message(dashboard):
     _, page, ckpt, layers = dashboard
-    error, fig5, *_ = page.render_filters(ckpt, "conv9", "0:3", 32, 0)
+    error, fig5, *_ = page.render_fig5(ckpt, "conv9", "0:3", 32)
     assert error.children.startswith(f"unknown layer 'conv9'; layers are {', '.join(layers)}") and fig5 is None
-    error, fig5, *_ = page.render_filters(ckpt, layers[0], "0:999", 32, 0)
+    error, fig5, *_ = page.render_fig5(ckpt, layers[0], "0:999", 32)
     assert "out of range" in error.children and "valid filters are 0.." in error.children and fig5 is None
-    error, fig5, *_ = page.render_filters(ckpt, layers[-1], "0:20", 32, 0)  # conv3 has 32 filters
+    error, fig5, *_ = page.render_fig5(ckpt, layers[-1], "0:20", 32)  # conv3 has 32 filters
     assert error.children == "at most 16 filters at a time, got 20" and fig5 is None
     for bad in ("x:y", "", None):
-        error, fig5, *_ = page.render_filters(ckpt, layers[0], bad, 32, 0)
+        error, fig5, *_ = page.render_fig5(ckpt, layers[0], bad, 32)
         assert error.children.startswith("filters must look like 0:6") and fig5 is None
-    assert page.render_filters(ckpt, layers[0], "6:0", 32, 0)[0].children == "filters '6:0' selects no filter"
-    error, *_ = page.render_filters(ckpt, layers[0], "0:3", 0, 0)
+    assert page.render_fig5(ckpt, layers[0], "6:0", 32)[0].children == "filters '6:0' selects no filter"
+    error, *_ = page.render_fig5(ckpt, layers[0], "0:3", 0)
     assert "images must be a whole number in 1..2000" in error.children
-    error, *_ = page.render_filters(ckpt, layers[0], "0:3", 32, -1)
-    assert "seed must be a whole number" in error.children
+    error, gmaps, _ = page.render_gmaps(ckpt, -1)
+    assert "seed must be a whole number" in error.children and gmaps is None
 
 
 def test_dissection_table(dashboard):

@@ -73,6 +73,19 @@ def test_neighbours_of_a_sample_are_sorted_by_distance(dashboard, fresh_cache):
     assert steps and all(len(s) == 3 and s[0] < s[1] for s in steps)
 
 
+def test_training_indexes_are_opened_once_per_app(dashboard, fresh_cache, monkeypatch):
+    """Opening an index (reading the features, building it) does not depend on the request: the second
+    query of the same checkpoint uses the indexes the first one opened."""
+    _, page, ckpt = dashboard
+    opened = []
+    real = page.open_index
+    monkeypatch.setattr(page, "open_index", lambda *a, **k: opened.append(a[1]) or real(*a, **k))
+    first = page.find_neighbours(ckpt, "generated", 3, 1, 4)
+    assert sorted(opened) == ["memo-train-d", "memo-train-pixel"]
+    again = page.find_neighbours(ckpt, "generated", 4, 2, 4)
+    assert len(opened) == 2 and set(again.neighbours) == set(first.neighbours)
+
+
 def test_training_image_is_its_own_nearest_neighbour(dashboard, fresh_cache):
     """The control: a training image's nearest training image is itself, at distance 0, in every space."""
     _, page, ckpt = dashboard
