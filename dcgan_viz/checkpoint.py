@@ -67,7 +67,8 @@ def default_device() -> torch.device:
     return resolve_device(None)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -130,7 +131,7 @@ def save_checkpoint(
             "epoch": int(epoch),
             "metrics": metrics or {},
             "weights_dtype": "float16" if half else "float32",
-            "weights_sha256": _sha256(tmp / WEIGHTS_FILE),
+            "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
         }
         if D is None:
             meta["discriminator"] = False
@@ -216,7 +217,7 @@ def check_weights(path: Path, meta: dict[str, Any], cfg: ModelConfig, verify_has
     if not wfile.is_file():
         raise CheckpointError(f"{path}: weights file {WEIGHTS_FILE} is missing")
     expected_sha = meta.get("weights_sha256")
-    if verify_hash and expected_sha and _sha256(wfile) != expected_sha:
+    if verify_hash and expected_sha and sha256_file(wfile) != expected_sha:
         raise CheckpointError(f"{wfile}: weights are truncated or corrupt (sha256 does not match checkpoint.json)")
     try:
         with safe_open(str(wfile), framework="pt") as fh:

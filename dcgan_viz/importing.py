@@ -20,7 +20,6 @@ one-line ``ImportError_`` (a CheckpointError) that says how to re-save the model
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, save_checkpoint
+from .checkpoint import CheckpointError, save_checkpoint, sha256_file
 from .data.spec import NO_DATA, DataSpec
 from .models import IMAGE_SIZES, Discriminator, Generator, ModelConfig
 
@@ -41,14 +40,6 @@ BN_OPTIONAL = ("num_batches_tracked",)  # written by torch >= 0.4.1 only
 
 class ImportError_(CheckpointError):
     """A file cannot be imported; the message is one line naming the file and what to do."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
