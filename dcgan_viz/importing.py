@@ -143,22 +143,30 @@ def infer_generator(sd: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, 
         raise ImportError_(f"{path}: netG outputs {nc} channels; the toolkit supports 1 or 3")
     what = f"nz={nz}, ngf={ngf}, nc={nc}"
     widths = [ngf * 2 ** (n - 2 - i) for i in range(n - 1)] + [nc]
-    in_ch = nz
+    _check_stack(sd, layout, nz, widths, path, "netG", what)
+    return {"nz": nz, "ngf": ngf, "nc": nc, "image_size": size}, layout
+
+
+def _check_stack(sd: dict[str, torch.Tensor], layout: _Layout, in_ch: int, widths: list[int], path: Path,
+                 net: str, what: str) -> None:
+    """Every conv weight and batchnorm shape of a DCGAN stack with these output ``widths`` (input
+    ``in_ch``), and the last conv's optional bias; ImportError_ naming the first that differs.
+    netG's ConvTranspose2d weights are (in, out, 4, 4), netD's Conv2d weights (out, in, 4, 4)."""
+    n = len(widths)
     for i in range(1, n + 1):
         key = f"main.{layout.conv[i]}.weight"
-        want = (in_ch, widths[i - 1], 4, 4)
+        want = (in_ch, widths[i - 1], 4, 4) if net == "netG" else (widths[i - 1], in_ch, 4, 4)
         if tuple(sd[key].shape) != want:
-            raise _shape_error(path, "netG", key, tuple(sd[key].shape), want, what)
+            raise _shape_error(path, net, key, tuple(sd[key].shape), want, what)
         if i in layout.bn:
             for p in BN_PARAMS:
                 bkey = f"main.{layout.bn[i]}.{p}"
                 if tuple(sd[bkey].shape) != (widths[i - 1],):
-                    raise _shape_error(path, "netG", bkey, tuple(sd[bkey].shape), (widths[i - 1],), what)
+                    raise _shape_error(path, net, bkey, tuple(sd[bkey].shape), (widths[i - 1],), what)
         in_ch = widths[i - 1]
     bias = sd.get(f"main.{layout.conv[n]}.bias")
-    if bias is not None and tuple(bias.shape) != (nc,):
-        raise _shape_error(path, "netG", f"main.{layout.conv[n]}.bias", tuple(bias.shape), (nc,), what)
-    return {"nz": nz, "ngf": ngf, "nc": nc, "image_size": size}, layout
+    if bias is not None and tuple(bias.shape) != (widths[-1],):
+        raise _shape_error(path, net, f"main.{layout.conv[n]}.bias", tuple(bias.shape), (widths[-1],), what)
 
 
 def infer_discriminator(sd: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, int], _Layout]:
@@ -176,21 +184,7 @@ def infer_discriminator(sd: dict[str, torch.Tensor], path: Path) -> tuple[dict[s
         raise ImportError_(f"{path}: netD reads {nc} channels; the toolkit supports 1 or 3")
     what = f"ndf={ndf}, nc={nc}"
     widths = [ndf * 2**i for i in range(n - 1)] + [1]
-    in_ch = nc
-    for i in range(1, n + 1):
-        key = f"main.{layout.conv[i]}.weight"
-        want = (widths[i - 1], in_ch, 4, 4)
-        if tuple(sd[key].shape) != want:
-            raise _shape_error(path, "netD", key, tuple(sd[key].shape), want, what)
-        if i in layout.bn:
-            for p in BN_PARAMS:
-                bkey = f"main.{layout.bn[i]}.{p}"
-                if tuple(sd[bkey].shape) != (widths[i - 1],):
-                    raise _shape_error(path, "netD", bkey, tuple(sd[bkey].shape), (widths[i - 1],), what)
-        in_ch = widths[i - 1]
-    bias = sd.get(f"main.{layout.conv[n]}.bias")
-    if bias is not None and tuple(bias.shape) != (1,):
-        raise _shape_error(path, "netD", f"main.{layout.conv[n]}.bias", tuple(bias.shape), (1,), what)
+    _check_stack(sd, layout, nc, widths, path, "netD", what)
     return {"ndf": ndf, "nc": nc, "image_size": size}, layout
 
 

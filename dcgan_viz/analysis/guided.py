@@ -132,13 +132,18 @@ def guided_backprop(net: nn.Module, layer: str, unit: int, images: torch.Tensor,
     ``guided`` False gives the plain gradient (the control). ``net`` should be in eval mode
     (batchnorm running statistics) so each image's map is independent of its batch.
     """
-    from captum.attr import NeuronGradient, NeuronGuidedBackprop
-
     check_units(net, layer, [unit])
     _check_location(net, layer, images, objective)
     block = getattr(net, layer)
     inputs = images.detach().clone().requires_grad_(True)
     selector = _selector(unit, objective)
+    return _attribute(net, block, inputs, selector, guided)
+
+
+def _attribute(net: nn.Module, block: nn.Module, inputs: torch.Tensor, selector, guided: bool) -> torch.Tensor:
+    """Captum's neuron guided backprop (LeakyReLUs guided too) or plain gradient, under the net's lock."""
+    from captum.attr import NeuronGradient, NeuronGuidedBackprop
+
     with net_lock(net):
         if not guided:
             return NeuronGradient(net, block).attribute(inputs, selector).detach()
@@ -155,8 +160,6 @@ def guided_backprop_at(net: nn.Module, layer: str, units: Sequence[int], locatio
     Equal to ``guided_backprop(net, layer, units[b], images[b:b+1], locations[b])`` per image (an
     eval-mode net treats the images of a batch independently), in one forward and one backward pass.
     """
-    from captum.attr import NeuronGradient, NeuronGuidedBackprop
-
     check_units(net, layer, list(units))
     if not (len(units) == len(locations) == len(images)):
         raise ValueError(f"need one unit and one location per image, got {len(units)} units, "
@@ -178,9 +181,4 @@ def guided_backprop_at(net: nn.Module, layer: str, units: Sequence[int], locatio
 
     block = getattr(net, layer)
     inputs = images.detach().clone().requires_grad_(True)
-    with net_lock(net):
-        if not guided:
-            return NeuronGradient(net, block).attribute(inputs, selector).detach()
-        with warnings.catch_warnings(), guided_leaky_relu(net):
-            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-            return NeuronGuidedBackprop(net, block).attribute(inputs, selector).detach()
+    return _attribute(net, block, inputs, selector, guided)
