@@ -38,8 +38,10 @@ def test_generator_only_import_in_pages(dash_app, tmp_path):
         error, card, grid_src, _ = checkpoints.render_checkpoint(str(path), 0)
         assert error is None and grid_src.startswith("data:image/png;base64,") and "pytorch/examples" in card
         assert filters._layer_options(str(path)) == []
-        error, fig5, *_ = filters.render_filters(str(path), "conv3", "0:2", 32, 0)
+        error, fig5, *_ = filters.render_fig5(str(path), "conv3", "0:2", 32)
         assert "needs a discriminator" in error.children and fig5 is None
+        error, gmaps, _ = filters.render_gmaps(str(path), 0)  # G's feature maps need no D
+        assert error is None and gmaps.startswith("data:image/png;base64,")
         with pytest.raises(ValueError, match="needs a discriminator"):
             embedding.compute_embedding(str(path), 0, 20, 0)
         bundle = app_state()[1].get(path)
