@@ -51,7 +51,7 @@ def _seed(input_id: str) -> Callable[[int], dict]:
     return lambda i: {f"{input_id}.value": 1000 + i}
 
 
-RUN = int(time.time()) % 10**5  # seeds RUN * 1000 + i (< 2**32, what UMAP accepts): not in a disk cache of an earlier run
+RUN = int(time.time()) % 10**5  # seeds RUN * 1000 + i: not in a disk cache of an earlier run
 
 
 def _new_seed(input_id: str) -> Callable[[int], dict]:
@@ -69,6 +69,7 @@ class Main:
     what: str
     vary: Callable[[int], dict] = field(default=lambda i: {})
     repeats: int | None = None  # fewer for slow background jobs (None: --repeats)
+    option: bool = False  # a non-default setting of the page: reported, not held to the goal
 
 
 MAIN = [
@@ -82,7 +83,11 @@ MAIN = [
     Main("/removal", "removal-compare", "8x8 with / without units", _seed("removal-seed")),
     Main("/memorization", "memo-pick", "sample picker", _seed("memo-seed")),
     Main("/memorization", "memo-neighbours", "nearest training images", _seed("memo-seed")),
-    Main("/embedding", "embed-store", "UMAP of D features, new seed", _new_seed("embed-seed"), repeats=5),
+    Main("/embedding", "embed-store", "UMAP, new seed projected into the real map", _new_seed("embed-seed")),
+    Main("/embedding", "embed-store", "UMAP, new seed projected, 250 generated",
+         lambda i: {"embed-seed.value": RUN * 1000 + 300 + i, "embed-generated.value": 250}, option=True),
+    Main("/embedding", "embed-store", "UMAP refitted jointly, new seed",
+         lambda i: {"embed-seed.value": RUN * 1000 + 500 + i, "embed-fit.value": "joint"}, repeats=3, option=True),
     Main("/embedding", "embed-store", "UMAP, a seed computed before", lambda i: {"embed-seed.value": RUN * 1000}),
 ]
 
@@ -341,10 +346,11 @@ def main() -> None:
     for key, (first, times, ok) in http.items():
         page, output, what = key
         p50, p95 = percentiles(times)
-        row_goal = goal if args.device == "cpu" or output in CUDA_GOAL_OUTPUTS else None
+        option = what.removesuffix(" (background)") in {m.what for m in MAIN if m.option}
+        row_goal = None if option else goal if args.device == "cpu" or output in CUDA_GOAL_OUTPUTS else None
         in_first, in_times, _ = inproc.get(key, (float("nan"), [float("nan")], 0))
         in_p50, in_p95 = percentiles(in_times)
-        verdict = "report" if row_goal is None else ("holds" if p50 * 1e3 <= row_goal else "does NOT hold")
+        verdict = "option, no goal" if option else "report" if row_goal is None else ("holds" if p50 * 1e3 <= row_goal else "does NOT hold")
         if ok < len(times):
             verdict += f" ({len(times) - ok}/{len(times)} answers without a result)"
         if row_goal is not None:

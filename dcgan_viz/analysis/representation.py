@@ -45,7 +45,7 @@ def pooled_features(D: nn.Module, images: np.ndarray, batch_size: int = 256) -> 
     device = next(D.parameters()).device
     out: np.ndarray | None = None
     for i in range(0, len(images), batch_size):
-        x = from_uint8(torch.as_tensor(np.ascontiguousarray(images[i : i + batch_size]), device=device))
+        x = from_uint8(torch.as_tensor(np.array(images[i : i + batch_size]), device=device))  # a writable copy
         feats = D.features(x, D.feature_layers)
         block = torch.cat([F.adaptive_max_pool2d(f, POOL).flatten(1) for f in feats.values()], 1).cpu().numpy()
         if out is None:
@@ -259,24 +259,103 @@ class UmapResult:
     latent_seed: int
 
 
+UMAP_MODES = ("joint", "projected")
+UMAP_SEED_LIMIT = 2**32  # umap-learn's random_state must fit a uint32
+
+
+@dataclass
+class RealMap:
+    """A UMAP fitted on the standardised D features of ``n`` real images, kept to project other
+    images into it. ``coords`` float32 (n, 2); ``mean``/``scale`` float32 (F,) standardise
+    features; ``unit`` float32 (n, F): the real features standardised and L2-normalised (cosine
+    distance = 1 - dot product); ``reducer`` is the fitted ``umap.UMAP`` (precomputed cosine
+    distances, so projecting needs only a matrix product, not a per-pair Python metric)."""
+
+    coords: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    unit: np.ndarray
+    reducer: object
+
+    def unit_features(self, feats: np.ndarray) -> np.ndarray:
+        """float32 (m, F) D features -> (m, F) standardised with the real images' statistics, L2-normalised."""
+        return _unit((feats - self.mean) / self.scale)
+
+    def project(self, feats: np.ndarray) -> np.ndarray:
+        """float32 (m, F) D features -> float32 (m, 2) positions in this map (UMAP ``transform``)."""
+        if len(feats) == 0:
+            return np.empty((0, 2), np.float32)
+        with warnings.catch_warnings():  # "transforming new data with precomputed metric": what we mean
+            warnings.simplefilter("ignore", UserWarning)
+            placed = self.reducer.transform(_cosine_distances(self.unit_features(feats), self.unit))
+        return np.asarray(placed, np.float32)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Unit rows float32 (m, F), (n, F) -> float32 (m, n) cosine distances in [0, 2]."""
+    return np.clip(1.0 - a @ b.T, 0.0, 2.0, dtype=np.float32)
+
+
+def _check_umap_seed(seed: int) -> int:
+    if not 0 <= int(seed) < UMAP_SEED_LIMIT:
+        raise ValueError(f"the UMAP seed must be in [0, 2**32), got {seed}")
+    return int(seed)
+
+
+def fit_real_map(features: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> RealMap:
+    """UMAP (cosine, seeded) of float32 (n, F) D features of real images, standardised; the
+    fitted map can ``project`` further images. Runs numba-compiled code: seconds for n = 1,000."""
+    import umap
+
+    if len(features) < 3:
+        raise ValueError(f"a UMAP needs at least 3 images, got {len(features)}")
+    mean = features.mean(0).astype(np.float32)
+    scale = features.std(0).astype(np.float32)
+    scale[scale == 0] = 1.0  # constant features (as StandardScaler does)
+    unit = _unit((features - mean) / scale)
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(unit) - 1), metric="precomputed",
+                        random_state=_check_umap_seed(seed), n_jobs=1,
+                        init="random" if len(unit) < 50 else "spectral")
+    with warnings.catch_warnings():  # "using precomputed metric; inverse_transform will be unavailable"
+        warnings.simplefilter("ignore", UserWarning)
+        coords = reducer.fit_transform(_cosine_distances(unit, unit)).astype(np.float32)
+    return RealMap(coords=coords, mean=mean, scale=scale, unit=unit, reducer=reducer)
+
+
 def umap_embedding(bundle: "Bundle", real: "ImageSet", n_real: int = 1000, n_generated: int = 500,
-                   latent_seed: int = 0, seed: int = 0, n_neighbors: int = 15,
-                   cache_dir: str | Path | None = None) -> UmapResult:
+                   latent_seed: int = 0, seed: int = 0, n_neighbors: int = 15, mode: str = "joint",
+                   cache_dir: str | Path | None = None, real_map: RealMap | None = None) -> UmapResult:
     """UMAP (cosine, seeded) of the standardised D features of the first ``n_real`` real images and
-    generated images (``latent_seed``, 0 .. n_generated-1); cached by weights hash + parameters."""
+    generated images (``latent_seed``, 0 .. n_generated-1); cached by weights hash + parameters.
+
+    ``mode`` "joint" fits one UMAP on real and generated features together (a cluster of generated
+    images far from every real one shows as its own island); "projected" fits the map on the real
+    images only (``fit_real_map``; pass ``real_map`` to reuse one) and places the generated images
+    into it with UMAP's ``transform``: the real layout stays put when the latents change, and a new
+    seed costs a projection instead of a fit."""
     from ..cache import cache_key, cached
     from ..sampling import generate
 
-    def compute() -> UmapResult:
-        import umap
-        from sklearn.preprocessing import StandardScaler
+    if mode not in UMAP_MODES:
+        raise ValueError(f"mode must be one of {', '.join(UMAP_MODES)}, got {mode!r}")
+    _check_umap_seed(seed)
 
+    def compute() -> UmapResult:
         images = real.images[:n_real]
         fake = generate(bundle, latent_seed, n_generated).numpy()
-        feats = np.concatenate([pooled_features(bundle.D, images), pooled_features(bundle.D, fake)])
-        reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(feats) - 1), metric="cosine", random_state=seed,
-                            n_jobs=1, init="random" if len(feats) < 50 else "spectral")
-        coords = reducer.fit_transform(StandardScaler().fit_transform(feats)).astype(np.float32)
+        fake_feats = pooled_features(bundle.D, fake) if len(fake) else np.empty((0, 0), np.float32)
+        if mode == "projected":
+            if real_map is not None and len(real_map.coords) != len(images):
+                raise ValueError(f"the real map holds {len(real_map.coords)} images, not the {len(images)} asked for")
+            fitted = real_map or fit_real_map(pooled_features(bundle.D, images), seed, n_neighbors)
+            coords = np.concatenate([fitted.coords, fitted.project(fake_feats)])
+        else:
+            feats = pooled_features(bundle.D, images)
+            coords = fit_real_map(np.concatenate([feats, fake_feats]) if len(fake) else feats, seed, n_neighbors).coords
         labels = real.labels[:n_real] if real.labels is not None else np.full(len(images), -1)
         return UmapResult(coords=coords, generated=np.r_[np.zeros(len(images), bool), np.ones(len(fake), bool)],
                           labels=np.r_[labels, np.full(len(fake), -1)].astype(np.int64),
@@ -284,5 +363,5 @@ def umap_embedding(bundle: "Bundle", real: "ImageSet", n_real: int = 1000, n_gen
                           label_names=list(real.label_names or ()), latent_seed=latent_seed)
 
     key = cache_key("umap", weights=bundle.key, data=_identity(real), n_real=n_real, n_generated=n_generated,
-                    latent_seed=latent_seed, seed=seed, n_neighbors=n_neighbors)
+                    latent_seed=latent_seed, seed=seed, n_neighbors=n_neighbors, mode=mode, metric="precomputed-cosine")
     return cached(cache_dir, key, UmapResult, compute)

@@ -15,6 +15,7 @@ from dcgan_viz.analysis.filters import random_discriminator
 from dcgan_viz.analysis.representation import (
     UmapResult,
     feature_length,
+    fit_real_map,
     fit_bytes,
     fit_svm,
     label_subset,
@@ -127,6 +128,34 @@ def test_umap_result_and_cache(tiny_checkpoint: Path, tmp_path: Path) -> None:
 
     fig = umap_figure(again)
     assert [t.name for t in fig.data] == ["a", "b", "c", "generated"]
+    projected = umap_embedding(bundle, real, n_real=25, n_generated=10, n_neighbors=5, mode="projected")
+    assert projected.coords.shape == (35, 2) and np.isfinite(projected.coords).all()
+    with pytest.raises(ValueError, match="mode must be one of joint, projected"):
+        umap_embedding(bundle, real, n_real=25, n_generated=10, mode="tsne")
+
+
+def test_real_map_projects_points_next_to_their_own_kind() -> None:
+    """A map of two real clusters (different directions in feature space, as cosine sees them):
+    new members of each cluster land among their own kind (the case that must be placed), and a
+    point between the two lands in neither cluster's core (the control)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=64), rng.normal(size=64)
+    real = np.concatenate([a + 0.3 * rng.normal(size=(60, 64)), b + 0.3 * rng.normal(size=(60, 64))]).astype(np.float32)
+    fitted = fit_real_map(real, seed=0, n_neighbors=10)
+    assert fitted.coords.shape == (120, 2)
+    centre_a, centre_b = fitted.coords[:60].mean(0), fitted.coords[60:].mean(0)
+    new = np.concatenate([a + 0.3 * rng.normal(size=(10, 64)), b + 0.3 * rng.normal(size=(10, 64))]).astype(np.float32)
+    placed = fitted.project(new)
+    to_a = np.linalg.norm(placed - centre_a, axis=1)
+    to_b = np.linalg.norm(placed - centre_b, axis=1)
+    assert (to_a[:10] < to_b[:10]).all() and (to_b[10:] < to_a[10:]).all()
+    assert fitted.project(np.empty((0, 64), np.float32)).shape == (0, 2)
+    again = fit_real_map(real, seed=0, n_neighbors=10)
+    assert np.array_equal(again.coords, fitted.coords)  # seeded: the same map twice
+    with pytest.raises(ValueError, match=r"UMAP seed must be in \[0, 2\*\*32\)"):
+        fit_real_map(real, seed=2**32)
+    with pytest.raises(ValueError, match="at least 3 images"):
+        fit_real_map(real[:2])
 
 
 @pytest.mark.skipif(not Path(FASHION_MNIST_DIR).is_dir(), reason="Fashion-MNIST files not installed")

@@ -76,6 +76,29 @@ def test_embedding_store_figure_and_cache(dashboard, tmp_path, monkeypatch):
     assert again[0] is None and again[1] == data  # from the disk cache
 
 
+def test_projected_keeps_the_real_map_and_takes_any_seed(dashboard, tmp_path, monkeypatch):
+    """Projected (the default): one fit per checkpoint and real count, real points identical across
+    seeds, seeds beyond UMAP's 2**32 accepted (they only pick latents); jointly fitted: the map moves."""
+    app, page, ckpt = dashboard
+    from apps.pages.filters import CACHE_KEY
+
+    monkeypatch.setitem(app.server.config, CACHE_KEY, str(tmp_path))
+    fits = []
+    import apps.pages.embedding as module
+
+    real_fit = module.fit_real_map
+    monkeypatch.setattr(module, "fit_real_map", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    results = [page.run_embedding(lambda p: None, ckpt, seed, 30, 12, "projected") for seed in (1, 2, 2**40)]
+    assert [r[0] for r in results] == [None] * 3 and len(fits) == 1
+    coords = [np.asarray(r[1]["coords"]) for r in results]
+    assert np.array_equal(coords[0][:30], coords[1][:30]) and np.array_equal(coords[0][:30], coords[2][:30])
+    assert not np.array_equal(coords[0][30:], coords[1][30:])  # other latents, other places
+    assert results[2][1]["latent_seed"] == 2**40 and "projected into it" in results[0][2]
+    joint = [page.run_embedding(lambda p: None, ckpt, seed, 30, 12, "joint") for seed in (1, 2)]
+    assert joint[0][0] is None and "fitted on training and generated images together" in joint[0][2]
+    assert not np.array_equal(np.asarray(joint[0][1]["coords"])[:30], np.asarray(joint[1][1]["coords"])[:30])
+
+
 def test_bad_input_gives_one_line_messages(dashboard, tmp_path):
     _, page, ckpt = dashboard
     cases = [((str(tmp_path), 0, 20, 10), "unknown checkpoint"),
@@ -83,7 +106,8 @@ def test_bad_input_gives_one_line_messages(dashboard, tmp_path):
              ((ckpt, 0, 65, 10), "real images must be at most the 64 training images"),
              ((ckpt, 0, 20, -1), "generated images must be a whole number in 0..5000"),
              ((ckpt, 0, 20, "x"), "generated images must be a whole number in 0..5000"),
-             ((ckpt, -1, 20, 10), "seed must be a whole number")]
+             ((ckpt, -1, 20, 10), "seed must be a whole number"),
+             ((ckpt, 0, 20, 10, "tsne"), "fit must be one of joint, projected")]
     for args, message in cases:
         error, data, caption = page.run_embedding(lambda p: None, *args)
         assert message in error.children and "\n" not in error.children and data is None and caption == ""
@@ -110,9 +134,10 @@ def test_hover_shows_the_image(dashboard):
 
 def test_url_state_round_trips(dashboard):
     _, page, ckpt = dashboard
-    search = page.update_url(ckpt, 3, 40, 20, "label")
+    search = page.update_url(ckpt, 3, 40, 20, "joint", "label")
     query = dict(parse_qsl(urlsplit(search).query))
-    assert query == {"checkpoint": ckpt, "seed": "3", "real": "40", "generated": "20", "colour": "label"}
+    assert query == {"checkpoint": ckpt, "seed": "3", "real": "40", "generated": "20", "fit": "joint",
+                     "colour": "label"}
     layout = page.layout(**query)
     ids = {}
 
@@ -125,8 +150,9 @@ def test_url_state_round_trips(dashboard):
                 walk(k)
 
     walk(layout)
-    assert [ids[f"embed-{k}"].value for k in ("checkpoint", "seed", "real", "generated", "colour")] == \
-        [ckpt, 3, 40, 20, "label"]
-    bad = page.layout(checkpoint=ckpt, real="2", colour="size")
+    assert [ids[f"embed-{k}"].value for k in ("checkpoint", "seed", "real", "generated", "fit", "colour")] == \
+        [ckpt, 3, 40, 20, "joint", "label"]
+    bad = page.layout(checkpoint=ckpt, real="2", fit="umap", colour="size")
     walk(bad)
     assert ids["embed-real"].value == "2" and ids["embed-colour"].value == "source"
+    assert ids["embed-fit"].value == "projected"
