@@ -15,6 +15,7 @@ import torch
 
 from .fsutil import atomic_write
 from .outputs import PNG_SOFTWARE
+from .plots.style import BACKGROUND
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -28,8 +29,10 @@ def from_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
-def grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 2, pad_value: int = 0) -> np.ndarray:
-    """uint8 (B, H, W, C) (or float (B, C, H, W) in [-1, 1]) -> one uint8 (H', W', C) grid image."""
+def grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 2,
+         pad_value: int = BACKGROUND) -> np.ndarray:
+    """uint8 (B, H, W, C) (or float (B, C, H, W) in [-1, 1]) -> one uint8 (H', W', C) grid image
+    (padding in the shared style's background, white)."""
     if isinstance(images, torch.Tensor):
         images = to_uint8(images).numpy() if images.dtype != torch.uint8 else images.cpu().numpy()
     images = np.asarray(images)

@@ -36,7 +36,7 @@ from dcgan_viz.analysis.forgetting import forget_experiment
 from dcgan_viz.images import grid, to_uint8
 from dcgan_viz.latents import latents
 from dcgan_viz.plots.ablation import removal_figure
-from dcgan_viz.plots.filters import side_by_side
+from dcgan_viz.plots.style import side_by_side
 
 dash.register_page(__name__, path="/removal", name="Object removal", title="dcgan-viz: object removal", order=10)
 

@@ -121,3 +121,47 @@ def with_without(G, z: torch.Tensor, layer: str, units: Sequence[int]) -> tuple[
     with A.ablate(G, {layer: [int(u) for u in units]}):
         after = G(z)
     return before, after
+
+
+@dataclass
+class RemovalIllustration:
+    """The latents a removal figure shows, chosen by a written rule (``illustrate_removal``):
+    ``indices`` (n,) of latents (seed, i); ``scanned`` latents looked at, ``with_class`` of them
+    with the class; images uint8 (n, H, W, C) ``before`` / ``after`` the units are dropped; bool
+    (n, H, W) ``removed``: class pixels in the before image that are not class pixels after; float
+    (n,) class pixel shares before / after."""
+
+    seed: int
+    indices: np.ndarray
+    scanned: int
+    with_class: int
+    min_share: float
+    before: np.ndarray
+    after: np.ndarray
+    removed: np.ndarray
+    share_before: np.ndarray
+    share_after: np.ndarray
+
+
+@torch.no_grad()
+def illustrate_removal(bundle, segmenter, class_id: int, layer: str, units: Sequence[int], seed: int = 0,
+                       n: int = 8, scan: int = 64, min_share: float = 0.02) -> RemovalIllustration:
+    """The rule a removal figure follows: among latents (seed, 0..scan-1), the first ``n`` in whose
+    image the segmenter labels at least ``min_share`` of the pixels as the class (fewer when fewer
+    qualify), shown before and after dropping ``units`` of ``layer``, with the removed class pixels."""
+    from ..images import to_uint8
+
+    z = latents(bundle.config, seed, scan, device=bundle.device)
+    _, labels = A.generate_and_label(bundle.G, segmenter, z)
+    share = (labels == class_id).float().mean((1, 2)).numpy()
+    chosen = np.flatnonzero(share >= min_share)
+    idx = chosen[:n]
+    if len(idx) == 0:
+        raise ValueError(f"none of latents ({seed}, 0..{scan - 1}) shows the class (>= {min_share:.0%} of pixels)")
+    with A.ablate(bundle.G, {layer: [int(u) for u in units]}):
+        after, after_labels = A.generate_and_label(bundle.G, segmenter, z[idx])
+    before_mask = (labels[idx] == class_id).numpy()
+    after_mask = (after_labels == class_id).numpy()
+    before = to_uint8(bundle.G(z[idx])).numpy()
+    return RemovalIllustration(seed, idx, scan, int(len(chosen)), min_share, before, to_uint8(after).numpy(),
+                               before_mask & ~after_mask, share[idx], after_mask.mean((1, 2)))

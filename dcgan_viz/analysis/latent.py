@@ -421,9 +421,55 @@ class ArithmeticResult:
     prior_norm: float = float("nan")
     off_target_kept: dict[str, dict[str, float]] = field(default_factory=dict)
     off_target_change: dict[str, dict[str, float]] = field(default_factory=dict)
+    means_read: dict[str, Rate] = field(default_factory=dict)
+    by_means: dict[str, Rate] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def reads_as(attrs: np.ndarray, col_t: int, col_k: int, want_on: bool, keep_value: int,
+             threshold: float) -> np.ndarray:
+    """bool (N,): the classifier's readings (N, A) show the target on (> threshold) or off as
+    wanted and the kept attribute's class equal to ``keep_value``."""
+    on = attrs[:, col_t] > threshold
+    return (on if want_on else ~on) & (attrs[:, col_k].round() == keep_value)
+
+
+@dataclass
+class ExemplarChoice:
+    """Exemplars of one concept chosen by the rule of ``choose_exemplars``: pool ``indices`` (k,),
+    whether the image of their mean latent is read as the concept (``read``), and how many
+    candidate sets were decoded (``tried``) out of ``candidates`` ranked pool latents."""
+
+    indices: np.ndarray
+    read: bool
+    tried: int
+    candidates: int
+
+
+def choose_exemplars(bundle, classifier, pool: AttributePool, attribute: str, keep: str, want_on: bool,
+                     keep_value: int, k: int = 3, candidates: int = 12, threshold: float = 0.5) -> ExemplarChoice:
+    """The figure's exemplar rule: rank the pool latents of the concept (``keep`` == keep_value)
+    by how clearly the classifier reads ``attribute`` as on (or off); over k-subsets of the top
+    ``candidates`` in lexicographic order of rank (the best-read first), take the first whose mean
+    latent's image the classifier reads as the concept (``reads_as``). When none is, the top k with
+    ``read`` False (and a figure must say so)."""
+    from itertools import combinations
+
+    target, kept = pool.column(attribute).numpy(), pool.column(keep).numpy().round()
+    idx = np.flatnonzero(kept == keep_value)
+    if len(idx) < k:
+        raise ValueError(f"only {len(idx)} pool latents with {keep} == {keep_value}, need {k}; use a larger pool")
+    ranked = idx[np.argsort(-target[idx] if want_on else target[idx], kind="stable")[:max(candidates, k)]]
+    subsets = [np.asarray(c) for c in combinations(ranked.tolist(), k)]
+    means = torch.stack([pool.z[c].mean(0) for c in subsets])
+    read = reads_as(_read(bundle, classifier, means).numpy(), pool.names.index(attribute), pool.names.index(keep),
+                    want_on, keep_value, threshold)
+    hits = np.flatnonzero(read)
+    if len(hits):
+        return ExemplarChoice(subsets[hits[0]], True, int(hits[0]) + 1, len(ranked))
+    return ExemplarChoice(ranked[:k].copy(), False, len(subsets), len(ranked))
 
 
 def _categorical_names(classifier, names: Sequence[str]) -> set[str]:
@@ -462,13 +508,15 @@ def arithmetic_trials(bundle, classifier, n_trials: int = 1000, k_exemplars: int
         raise ValueError(f"only {sizes[name]} pool latents in group {name!r}, need {k_exemplars}; use a larger pool")
     rng = np.random.default_rng([seed, k_exemplars, 1])
     z = pool.z
-    results, diffs, bases = [], [], []
+    results, diffs, bases, a_pos, a_neg = [], [], [], [], []
     for _ in range(n_trials):
         concepts = {name: z[_pick(rng, idx, k_exemplars)].mean(0)
                     for name, idx in groups.items() if sizes[name] >= k_exemplars}
         results.append(evaluate_expression(terms, concepts))
         diffs.append(concepts["a_pos"] - concepts["a_neg"])
         bases.append(concepts["b_neg"])
+        a_pos.append(concepts["a_pos"])
+        a_neg.append(concepts["a_neg"])
     z_arith, diff, base = torch.stack(results), torch.stack(diffs), torch.stack(bases)
     g = torch.Generator().manual_seed(int(seed) * 1000 + k_exemplars)
     z_rand = base + _random_like(diff, g)
@@ -497,6 +545,17 @@ def arithmetic_trials(bundle, classifier, n_trials: int = 1000, k_exemplars: int
         out.off_target_kept[name] = {n: float(v.mean()) for n, v in same.items()}
         out.off_target_change[name] = {n: float(np.abs(attrs[:, j] - base_attrs[:, j]).mean())
                                        for j, n in off if n not in categorical}
+    # the exemplar rule of the figure, applied to every trial: are its concept means read as meant?
+    read = {"a_pos": reads_as(_read(bundle, classifier, torch.stack(a_pos), batch_size).numpy(), col_t, col_k, True,
+                              a_value, success_threshold),
+            "a_neg": reads_as(_read(bundle, classifier, torch.stack(a_neg), batch_size).numpy(), col_t, col_k, False,
+                              a_value, success_threshold),
+            "b_neg": reads_as(base_attrs, col_t, col_k, False, b_value, success_threshold)}
+    out.means_read = {name: Rate.of(hits) for name, hits in read.items()}
+    chosen = read["a_pos"] & read["a_neg"] & read["b_neg"]
+    success = decoded["arithmetic"][:, col_t] > success_threshold
+    success &= decoded["arithmetic"][:, col_k].round() == b_value
+    out.by_means = {"chosen": Rate.of(success[chosen]), "unchosen": Rate.of(success[~chosen])}
     return out
 
 
@@ -581,6 +640,15 @@ def results_markdown(arith: Sequence[ArithmeticResult], turn: TurnResult | None 
                              f"[{s['success'].ci_low:.3f}, {s['success'].ci_high:.3f}] | {s['target'].rate:.3f} | "
                              f"{s['kept'].rate:.3f} | {s['strict'].rate:.3f} "
                              f"[{s['strict'].ci_low:.3f}, {s['strict'].ci_high:.3f}] |")
+        lines += ["", "Trials whose three concept means the classifier reads as meant (the figure's exemplar rule) "
+                  "against the rest (arithmetic success):", "",
+                  "| k | means read as meant (a_pos / a_neg / b_neg) | success, all three read [95% CI] | "
+                  "success, the rest [95% CI] |", "|---|---|---|---|"]
+        for r in group:
+            m, c, u = r.means_read, r.by_means["chosen"], r.by_means["unchosen"]
+            lines.append(f"| {r.k} | {m['a_pos'].rate:.3f} / {m['a_neg'].rate:.3f} / {m['b_neg'].rate:.3f} | "
+                         f"{c.rate:.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}] (n={c.n}) | "
+                         f"{u.rate:.3f} [{u.ci_low:.3f}, {u.ci_high:.3f}] (n={u.n}) |")
         lines += ["", "strict: the target flips (off in the b_neg image, on in the result) and every categorical "
                   "off-target attribute keeps its class in the b_neg image. Off-target attributes against the b_neg "
                   "image (arithmetic / random): " + "; ".join(_off_target_summary(r) for r in group) + "."]

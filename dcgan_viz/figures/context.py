@@ -33,6 +33,8 @@ class FiguresConfig:
     filter_images: int = 2000
     # Fig. 6
     removal_class: str = "window"
+    removal_show: int = 8  # latents in the picture: the first of removal_scan with the class
+    removal_scan: int = 64
     removal_layer: str | None = None  # None: the second-highest conv layer (the paper's choice)
     removal_counts: tuple[int, ...] = (4, 8, 12, 16, 26)
     removal_n: int = 1000
@@ -115,7 +117,8 @@ class FigureContext:
 
         return load_evaluator(self.checkpoints / name, device=device, kind=kind)
 
-    def png(self, name: str, image: np.ndarray, scale: int = 2) -> str:
-        """Save uint8 (H, W, C) as ``out/name``; returns the file name (relative to ``out``)."""
+    def png(self, name: str, image: np.ndarray, scale: int = 1) -> str:
+        """Save uint8 (H, W, C) as ``out/name``; returns the file name (relative to ``out``). Figures
+        arrive composed at their final size (``plots.style``), so the default scale is 1."""
         save_png(self.out / name, image, scale=scale)
         return name

@@ -15,7 +15,7 @@ def memorization_section(ctx: FigureContext) -> Section:
     """Data-copying test (C_T), NN-distance ratio, near-copy fraction and latent recovery for
     the normal and the overfit Fashion-MNIST checkpoints, with each one's closest pairs."""
     from ..analysis.memorization import measure_checkpoint
-    from ..plots.memorization import closest_pairs_grid, ct_cells_figure
+    from ..plots.memorization import closest_pairs_figure, ct_cells_figure
 
     c = ctx.config
     s = Section("memorization", "Memorization — do the models copy their training set?",
@@ -43,9 +43,12 @@ def memorization_section(ctx: FigureContext) -> Section:
         mse = f"{lr['mean_train_error']:.4f} / {lr['mean_test_error']:.4f}" if lr else "—"
         rows.append(f"| {name} | {report.verdict} | {px['ct']:.2f} | {px['min_cell_z']:.2f} | {px['nn_ratio']:.3f} | "
                     f"{px['near_copy_fraction']:.4f} | {rec} | {mse} |")
-        s.images.append((ctx.png(f"memorization_{name}_closest.png", closest_pairs_grid(report.closest, gen, train)),
-                         f"{name}: the closest generated/train pairs in pixel space (generated row above its nearest "
-                         f"training image), of {c.memorization_n} samples"))
+        what = (f"{name}: the closest generated/train pairs in pixel space (generated row above its nearest "
+                f"training image), of {c.memorization_n} samples")
+        caption = (f"{what}. Measured: verdict {report.verdict}, pixel C_T {px['ct']:.2f} (< -3: copying), NN ratio "
+                   f"generated/held-out {px['nn_ratio']:.3f}, near-copy fraction {px['near_copy_fraction']:.4f}.")
+        s.images.append((ctx.png(f"memorization_{name}_closest.png",
+                                 closest_pairs_figure(report.closest, gen, train, caption)), what))
         s.plots.append((f"memorization_{name}_cells.html", f"{name}: per-cell z-scores of the C_T test",
                         ct_cells_figure(report.spaces["pixel"].copying, f"C_T cells, {name} (pixel space)")))
         s.numbers[name] = summary
@@ -56,6 +59,11 @@ def memorization_section(ctx: FigureContext) -> Section:
     s.tables.append("\n".join(rows))
     s.measured = "; ".join(f"{n}: {s.numbers[n]['verdict']}, pixel C_T {s.numbers[n]['spaces']['pixel']['ct']:.2f}"
                            for n in names) + "."
+    s.headline = s.measured
+    copying = {n: bool(s.numbers[n]["copying"] or s.numbers[n]["local_copying"]) for n in names}
+    s.judge(None if FASHION not in copying or OVERFIT not in copying else (not copying[FASHION] and copying[OVERFIT]),
+            f"holds if {FASHION} is not found copying (globally or locally) while the deliberately overfit "
+            f"{OVERFIT} control is")
     return s
 
 
@@ -64,7 +72,7 @@ def dedup_section(ctx: FigureContext) -> Section:
     from ..analysis.dedup import find_duplicates, pair_scores, plant_duplicates
     from ..data.loading import load_imageset
     from ..data.spec import DataSpec
-    from ..plots.memorization import dedup_groups_grid
+    from ..plots.memorization import dedup_groups_figure
 
     c = ctx.config
     s = Section("dedup", "De-duplication — semantic hashing vs a perceptual hash",
@@ -85,10 +93,13 @@ def dedup_section(ctx: FigureContext) -> Section:
         rows.append(f"| {method} | {score['planted_pairs']} | {score['predicted_pairs']} | {score['precision']:.4f} | "
                     f"{score['precision_planted']:.4f} | {score['recall']:.4f} |")
         if method == "semantic":
-            picture = dedup_groups_grid(result, planted)
+            what = "largest near-duplicate groups found by the semantic hash (one row per group)"
+            picture = dedup_groups_figure(result, planted, f"{what}, among {len(planted)} Fashion-MNIST images with "
+                                          f"{c.dedup_plant} planted copies. Measured: precision "
+                                          f"{score['precision_planted']:.3f} on pairs with a planted copy, recall "
+                                          f"{score['recall']:.3f}.")
             if picture is not None:
-                s.images.append((ctx.png("dedup_groups.png", picture),
-                                 "largest near-duplicate groups found by the semantic hash (one row per group)"))
+                s.images.append((ctx.png("dedup_groups.png", picture), what))
     rows += ["", f"{c.dedup_plant} altered copies (1-2 px shifts, JPEG quality 50-90, recolouring) planted among the "
              f"first {len(images)} Fashion-MNIST training images; Hamming radius 4 of 64 bits (phash) and 8 of 128 "
              "(semantic, autoencoder trained 3000 steps), shift probes ±2 px, pixel verification "
@@ -99,6 +110,11 @@ def dedup_section(ctx: FigureContext) -> Section:
     s.measured = "; ".join(f"{m}: precision {v['precision_planted']:.3f} on pairs with a planted copy, recall "
                            f"{v['recall']:.3f} ({v['original_pairs']} natural near-duplicate pairs among the originals; "
                            f"precision counting them as errors {v['precision']:.3f})" for m, v in s.numbers.items())
+    sem = s.numbers.get("semantic")
+    if sem is not None:
+        s.headline = f"semantic hash: precision {sem['precision_planted']:.3f}, recall {sem['recall']:.3f}"
+        s.judge(sem["precision_planted"] >= 0.99, "holds if fewer than 1 in 100 pairs the semantic hash reports "
+                "(with a planted copy) are false")
     return s
 
 
@@ -141,4 +157,9 @@ def representation_section(ctx: FigureContext) -> Section:
         parts.append(f"{n} labels: " + ", ".join(f"{f} {100 * by[(f, n)]:.1f}%" for f in ("trained D", "random D", "pixels")
                                                   if (f, n) in by))
     s.measured = "Fashion-MNIST test accuracy — " + "; ".join(parts) + " (Zalando's linear-SVM pixel reference: 83.6%)."
+    s.headline = parts[0] if parts else s.measured
+    full = max(r["n_train"] for r in result.scores)
+    if all((f, full) in by for f in ("trained D", "random D", "pixels")):
+        s.judge(by[("trained D", full)] > max(by[("random D", full)], by[("pixels", full)]),
+                "holds if the trained D's features beat both baselines (random-init D, pixels) with all labels")
     return s

@@ -21,7 +21,9 @@ class Section:
     ``tables`` are Markdown pipe tables (with optional prose lines); ``images`` are
     (file, caption) of PNGs in the output directory; ``plots`` are (file, caption, figure) of
     interactive plotly figures also saved as stand-alone HTML; ``numbers`` go to results.json.
-    ``skipped`` says why a section could not be produced (e.g. its checkpoint is absent)."""
+    ``skipped`` says why a section could not be produced (e.g. its checkpoint is absent).
+    ``verdict`` is one of VERDICTS, decided by the rule written in ``rule`` from the section's own
+    numbers; ``headline`` is the one number the opening table quotes (default: ``measured``)."""
 
     key: str
     title: str
@@ -33,6 +35,18 @@ class Section:
     numbers: dict = field(default_factory=dict)
     skipped: str | None = None
     seconds: float = 0.0
+    verdict: str = "not judged"
+    rule: str = ""
+    headline: str = ""
+
+    def judge(self, holds: bool | None, rule: str, partly: bool = False) -> None:
+        """Set the verdict from the rule's outcome: True holds, False does not (``partly`` when a
+        weaker form holds), None when the numbers needed are absent."""
+        self.rule = rule
+        self.verdict = "not judged" if holds is None else "holds" if holds else "partly" if partly else "does not hold"
+
+
+VERDICTS = ("holds", "partly", "does not hold", "not judged")
 
 
 _INLINE = [(re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"), (re.compile(r"`([^`]+)`"), r"<code>\1</code>")]
@@ -84,12 +98,7 @@ def write_report(sections: list[Section], out: Path, title: str, preamble: str, 
     """Write ``report.html`` (self-contained), ``report.md`` and ``results.json`` into ``out``."""
     from plotly.offline import get_plotlyjs
 
-    body = [f"<h1>{html.escape(title)}</h1>", markdown_to_html(preamble), "<h2>Headline numbers</h2>",
-            "<table><thead><tr><th>figure</th><th>measured</th><th>time</th></tr></thead><tbody>"]
-    for s in sections:
-        body.append(f"<tr><td><a href='#{s.key}'>{html.escape(s.title)}</a></td><td>"
-                    f"{_inline(s.skipped or s.measured)}</td><td>{s.seconds:.0f} s</td></tr>")
-    body.append("</tbody></table>")
+    body = [f"<h1>{html.escape(title)}</h1>", markdown_to_html(opening_table(sections)), markdown_to_html(preamble)]
     for s in sections:
         body += [f"<h2 id='{s.key}'>{html.escape(s.title)}</h2>",
                  f"<p class='claim'><strong>Paper:</strong> {_inline(s.claim)}</p>"]
@@ -97,6 +106,8 @@ def write_report(sections: list[Section], out: Path, title: str, preamble: str, 
             body.append(f"<p class='skipped'>Skipped: {_inline(s.skipped)}</p>")
             continue
         body.append(f"<p class='measured'><strong>Measured:</strong> {_inline(s.measured)}</p>")
+        body.append(f"<p><strong>Verdict: {html.escape(s.verdict)}</strong> ({_inline(s.rule or 'no rule')}; "
+                    f"{s.seconds:.0f} s)</p>")
         for name, caption in s.images:
             data = base64.b64encode((out / name).read_bytes()).decode("ascii")
             body.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(name)}'>"
@@ -122,6 +133,8 @@ def write_report(sections: list[Section], out: Path, title: str, preamble: str, 
     atomic_write(paths["markdown"], lambda p: p.write_text(report_markdown(sections, title, preamble), encoding="utf-8"))
     atomic_write_json(paths["json"], {**meta, "sections": {s.key: {"title": s.title, "measured": s.measured,
                                                                     "skipped": s.skipped, "seconds": s.seconds,
+                                                                    "verdict": s.verdict, "rule": s.rule,
+                                                                    "headline": s.headline,
                                                                     "numbers": s.numbers,
                                                                     "images": [n for n, _ in s.images],
                                                                     "plots": [n for n, _, _ in s.plots]}
@@ -129,18 +142,33 @@ def write_report(sections: list[Section], out: Path, title: str, preamble: str, 
     return paths
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")
+
+
+def opening_table(sections: list[Section], link: bool = False) -> str:
+    """The report's first table: per figure the paper's claim, our number, and whether it holds."""
+    lines = ["| figure | the paper's claim | our number | holds? |", "|---|---|---|---|"]
+    for s in sections:
+        name = f"[{s.title}](#{s.key})" if link else s.title
+        number = s.skipped and f"skipped: {s.skipped}" or s.headline or s.measured
+        lines.append(f"| {_cell(name)} | {_cell(s.claim)} | {_cell(number)} | "
+                     f"{'not run' if s.skipped else s.verdict} |")
+    return "\n".join(lines)
+
+
 def report_markdown(sections: list[Section], title: str, preamble: str) -> str:
-    """The Markdown summary: headline table, then per figure the claim, the measurement, the tables
-    and links to the images and interactive plots."""
-    lines = [f"# {title}", "", preamble, "", "| figure | measured | time |", "|---|---|---|"]
-    lines += [f"| [{s.title}](#{s.key}) | {(s.skipped or s.measured).replace('|', '/')} | {s.seconds:.0f} s |"
-              for s in sections]
+    """The Markdown summary: the opening table (claim, our number, verdict per figure), then per
+    figure the claim, the measurement, the verdict's rule, the tables and links to the images and
+    interactive plots."""
+    lines = [f"# {title}", "", opening_table(sections, link=True), "", preamble]
     for s in sections:
         lines += ["", f'<a id="{s.key}"></a>', f"## {s.title}", "", f"> **Paper:** {s.claim}", ""]
         if s.skipped:
             lines += [f"Skipped: {s.skipped}"]
             continue
-        lines += [f"**Measured:** {s.measured}", ""]
+        lines += [f"**Measured:** {s.measured}", "", f"**Verdict: {s.verdict}** ({s.rule or 'no rule'}; "
+                  f"{s.seconds:.0f} s)", ""]
         lines += [f"![{caption}]({name})" for name, caption in s.images]
         for table in s.tables:
             lines += ["", table.strip()]

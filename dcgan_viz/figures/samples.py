@@ -11,6 +11,7 @@ from .context import FigureContext
 from .report import Section
 
 ROOMS = "rooms64"
+SMOOTH_WALK = 3.5  # median spike ratio of a smooth latent space (the rooms model card's goal)
 
 
 def _retrain_small(ctx: FigureContext) -> tuple[str, str, str]:
@@ -60,7 +61,7 @@ def samples_section(ctx: FigureContext) -> Section:
     else:
         first, fifth, source = _retrain_small(ctx)
         last = min(5, ctx.config.retrain_epochs)
-    s.images += [(first, f"after 1 epoch ({source})"), (fifth, f"after {last} epochs ({source})")]
+    captions = {first: f"after 1 epoch ({source})", fifth: f"after {last} epochs ({source})"}
     if ck is not None:
         log = find_log(ck)
         if log is not None:
@@ -78,7 +79,46 @@ def samples_section(ctx: FigureContext) -> Section:
                           f"(from the checkpoint card's evaluation.json).")
     if not s.measured:
         s.measured = f"grids shown from {source}; no evaluation.json to quote."
+    per_epoch = _frechet_by_epoch(ck) if ck is not None else {}
+    if 1 in per_epoch and last in per_epoch:
+        s.numbers["frechet_by_epoch"] = per_epoch
+        s.headline = f"Fréchet epoch 1 {per_epoch[1]:.1f} -> epoch {last} {per_epoch[last]:.1f}"
+        s.judge(per_epoch[last] < per_epoch[1], f"holds if the Fréchet distance after epoch {last} is below epoch 1's")
+    else:
+        s.headline = s.measured.split(" (from")[0]
+        s.judge(None, "needs per-epoch Fréchet distances in the run log (runs trained with --evaluator have them)")
+    for name, caption in captions.items():  # each PNG says what it is and the number measured for it
+        _caption_png(ctx, name, f"Fig. {2 if name == first else 3}: samples {caption}.", s.measured)
+        s.images.append((name, caption))
     return s
+
+
+def _frechet_by_epoch(checkpoint) -> dict[int, float]:
+    """{epoch: Fréchet distance} from the run log's per-epoch health records, when it has them."""
+    from ..runlog import find_log, read_log
+
+    log = find_log(checkpoint)
+    if log is None:
+        return {}
+    cols = read_log(log)
+    if "frechet" not in cols or "epoch" not in cols:
+        return {}
+    out: dict[int, float] = {}
+    for epoch, value in zip(cols["epoch"], cols["frechet"]):
+        if np.isfinite(value) and np.isfinite(epoch):
+            out[int(epoch)] = float(value)
+    return out
+
+
+def _caption_png(ctx: FigureContext, name: str, title: str, caption: str) -> None:
+    """Rewrite ``out/name`` (a samples grid) with a title above and the measured caption below."""
+    from PIL import Image
+
+    from ..plots.style import caption_strip, title_strip
+
+    with Image.open(ctx.out / name) as im:
+        image = np.asarray(im.convert("RGB"))
+    ctx.png(name, caption_strip(title_strip(image, title), caption))
 
 
 def walk_section(ctx: FigureContext) -> Section:
@@ -89,7 +129,7 @@ def walk_section(ctx: FigureContext) -> Section:
 
     from ..analysis.latent import interpolate, walk_smoothness
     from ..latents import latents
-    from ..plots.latent import spike_ratio_figure, step_figure, walk_grid
+    from ..plots.latent import spike_ratio_figure, step_figure, walk_figure
 
     c = ctx.config
     s = Section("walk", "Fig. 4 — walking the latent space",
@@ -101,9 +141,7 @@ def walk_section(ctx: FigureContext) -> Section:
     bundle = ctx.bundle(ROOMS)
     anchors = latents(bundle.config, c.seed, c.walk_points, device=bundle.device)
     first = walk_smoothness(bundle.G, interpolate(anchors, c.walk_steps, "slerp"))
-    s.images.append((ctx.png("fig4_walk.png", walk_grid(first.images.numpy(), c.walk_points, c.walk_steps)),
-                     f"slerp through latents (seed {c.seed}, 0..{c.walk_points - 1}), {c.walk_steps} steps between "
-                     "anchors; one row per segment"))
+    picture = f"slerp through latents (seed {c.seed}, 0..{c.walk_points - 1}), {c.walk_steps} steps between anchors; one row per segment"
     s.plots.append(("fig4_step_change.html", "mean |pixel change| per step of the walk above",
                     step_figure(first.step_change, c.walk_steps)))
 
@@ -134,4 +172,13 @@ def walk_section(ctx: FigureContext) -> Section:
     med = {k: float(np.median(v)) for k, v in series.items()}
     s.measured = ("median spike ratio " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
                   + f" over {c.walk_trials} walks each.")
+    slerp = med[f"{ROOMS} slerp"]
+    s.headline = f"median spike ratio {slerp:.2f} (slerp, {c.walk_trials} walks)"
+    s.judge(slerp <= SMOOTH_WALK, f"holds if the median slerp spike ratio is at most {SMOOTH_WALK:g} "
+            "(the model card's smoothness goal)")
+    caption = (f"Fig. 4: {picture}. Bars: mean |pixel change| per step (one scale). Spike ratio (max / median "
+               f"step change) of this walk {first.spike_ratio:.2f}; median over {c.walk_trials} other walks "
+               f"{med[f'{ROOMS} slerp']:.2f} (slerp), {med[f'{ROOMS} lerp']:.2f} (lerp); ~1-3 is smooth.")
+    s.images.insert(0, (ctx.png("fig4_walk.png", walk_figure(first.images.numpy(), c.walk_points, c.walk_steps,
+                                                             first.step_change, caption)), picture))
     return s

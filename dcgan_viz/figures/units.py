@@ -15,7 +15,7 @@ def filters_section(ctx: FigureContext) -> Section:
     every D layer on ``filter_images`` training images (trained vs random init)."""
     from ..analysis.dissection import detector_markdown, detector_table, dissect_checkpoint
     from ..analysis.filters import filter_responses, probe_set, random_discriminator
-    from ..plots.filters import detector_figure, fig5_grid
+    from ..plots.filters import detector_figure, fig5_figure
 
     c = ctx.config
     s = Section("filters", "Fig. 5 — what the discriminator's filters respond to",
@@ -34,39 +34,45 @@ def filters_section(ctx: FigureContext) -> Section:
     random_d = random_discriminator(bundle.config, c.seed).to(bundle.device)
     responses = [filter_responses(bundle.D, probe.images, layer, units, c.filter_top, "trained"),
                  filter_responses(random_d, probe.images, layer, units, c.filter_top, "random")]
-    s.images.append((ctx.png("fig5_guided.png", fig5_grid(responses)),
-                     f"D {layer}, filters 0..{c.filters - 1}: for each filter its {c.filter_top} top-activating "
-                     f"training images (of {c.filter_images}) above their guided-backprop maps; left trained D, "
-                     "right the same architecture at random initialisation"))
+    picture = (f"D {layer}, filters 0..{c.filters - 1}: for each filter its {c.filter_top} top-activating "
+               f"training images (of {c.filter_images}) above their guided-backprop maps; left trained D, "
+               "right the same architecture at random initialisation")
     if probe.masks is None:
         s.measured = f"no dissection: data {bundle.data.source!r} has no class masks."
-        return s
-    results = dissect_checkpoint(bundle, c.filter_images, c.seed, ctx.cache_dir)
-    s.tables.append(detector_markdown(results))
-    s.plots.append(("fig5_detectors.html", "detector units per class, trained vs random D", detector_figure(results)))
-    rows = detector_table(results)
-    names = results[0].class_names
-    totals = {r.label: sum(row[cn] for row in rows if row["net"] == r.label for cn in names) for r in results}
-    per_class = {r.label: {cn: sum(row[cn] for row in rows if row["net"] == r.label) for cn in names} for r in results}
-    s.numbers = {"detectors": totals, "per_class": per_class, "iou_threshold": results[0].iou_threshold,
-                 "quantile": results[0].quantile, "n_images": c.filter_images, "rows": rows}
-    s.measured = (f"detector units (IoU > {results[0].iou_threshold:g} with a ground-truth class, all D layers, "
-                  f"top-{100 * results[0].quantile:g}% activation threshold, {c.filter_images} images): trained {totals.get('trained', 0)} vs random {totals.get('random', 0)}; "
-                  "window detectors trained " + str(per_class.get("trained", {}).get("window", 0))
-                  + " vs random " + str(per_class.get("random", {}).get("window", 0)) + ".")
+    else:
+        results = dissect_checkpoint(bundle, c.filter_images, c.seed, ctx.cache_dir)
+        s.tables.append(detector_markdown(results))
+        s.plots.append(("fig5_detectors.html", "detector units per class, trained vs random D",
+                        detector_figure(results)))
+        rows = detector_table(results)
+        names = results[0].class_names
+        totals = {r.label: sum(row[cn] for row in rows if row["net"] == r.label for cn in names) for r in results}
+        per_class = {r.label: {cn: sum(row[cn] for row in rows if row["net"] == r.label) for cn in names}
+                     for r in results}
+        s.numbers = {"detectors": totals, "per_class": per_class, "iou_threshold": results[0].iou_threshold,
+                     "quantile": results[0].quantile, "n_images": c.filter_images, "rows": rows}
+        s.measured = (f"detector units (IoU > {results[0].iou_threshold:g} with a ground-truth class, all D layers, "
+                      f"top-{100 * results[0].quantile:g}% activation threshold, {c.filter_images} images): trained "
+                      f"{totals.get('trained', 0)} vs random {totals.get('random', 0)}; window detectors trained "
+                      + str(per_class.get("trained", {}).get("window", 0))
+                      + " vs random " + str(per_class.get("random", {}).get("window", 0)) + ".")
+        trained_windows = per_class.get("trained", {}).get("window", 0)
+        s.headline = (f"detectors trained {totals.get('trained', 0)} vs random {totals.get('random', 0)}; "
+                      f"window detectors {trained_windows} vs {per_class.get('random', {}).get('window', 0)}")
+        s.judge(totals.get("trained", 0) > totals.get("random", 0) and trained_windows > 0,
+                "holds if the trained D has more detector units than the random-init D and at least one window "
+                "detector")
+    s.images.append((ctx.png("fig5_guided.png", fig5_figure(responses, f"Fig. 5: {picture}. Measured: {s.measured}")),
+                     picture))
     return s
 
 
 def removal_section(ctx: FigureContext) -> Section:
     """Fig. 6: drop the units of G's second-highest layer that the probe picks for windows; the
     ACE table and curve over ``removal_n`` latents for probe, optimized, greedy, dissection and random rankings."""
-    import torch
-
     from ..analysis import ablation as A
-    from ..analysis.forgetting import forget_experiment, with_without
-    from ..images import grid, to_uint8
-    from ..latents import latents
-    from ..plots.ablation import removal_figure
+    from ..analysis.forgetting import forget_experiment, illustrate_removal
+    from ..plots.ablation import removal_figure, with_without_figure
 
     c = ctx.config
     s = Section("removal", "Fig. 6 — forgetting to draw windows",
@@ -84,11 +90,12 @@ def removal_section(ctx: FigureContext) -> Section:
     exp = forget_experiment(bundle, seg, classes, c.removal_class, layer, counts, c.removal_n, c.removal_fit,
                             c.seed, c.seed + 1, None, str(meta.get("weights_sha256", SEGMENTER)), ctx.cache_dir)
     k_show = max(1, int(0.1 * n_units))  # at most 10% of the layer
-    z = latents(bundle.config, c.seed, 8, device=bundle.device)
-    before, after = with_without(bundle.G, z, layer, exp.probe.units_by_weight[:k_show])
-    s.images.append((ctx.png("fig6_with_without.png", grid(to_uint8(torch.cat([before, after])), nrow=8)),
-                     f"top row: samples (seed {c.seed}, 0..7); bottom row: the same latents with the top {k_show} "
-                     f"probe units of {layer} ({k_show / n_units:.0%} of its {n_units}) dropped"))
+    shown = illustrate_removal(bundle, seg, classes.index(c.removal_class), layer, exp.probe.units_by_weight[:k_show],
+                               c.seed, c.removal_show, c.removal_scan)
+    picture = (f"top row: the first {len(shown.indices)} of latents ({c.seed}, 0..{shown.scanned - 1}) in which the "
+               f"segmenter finds {c.removal_class}s (>= {shown.min_share:.0%} of the pixels; {shown.with_class} of "
+               f"{shown.scanned} do); bottom row: the same latents with the top {k_show} probe units of {layer} "
+               f"({k_show / n_units:.0%} of its {n_units}) dropped")
     s.tables.append(exp.removal.markdown())
     s.plots.append(("fig6_ace_curve.html", "ACE and other-class change vs units dropped, per ranking",
                     removal_figure(exp.removal)))
@@ -106,4 +113,19 @@ def removal_section(ctx: FigureContext) -> Section:
     s.measured = (f"{c.removal_class} pixels removed with {best[next(iter(best))]['count'] if best else '?'} of "
                   f"{n_units} {layer} units (≤ 10%) over {r.n_latents} latents: " + ", ".join(parts)
                   + f"; the probe gives {int((exp.probe.weights > 0).sum())} units a positive weight.")
+    probe, rand = best.get("probe"), best.get("random")
+    if probe is not None and rand is not None:
+        s.headline = (f"probe units remove {probe['ace']:.0%} of window pixels (random units "
+                      f"{rand['ace']:.0%}), other classes <= {probe['max_other_change']:.0%}")
+        s.judge(probe["ace"] >= 0.5 and probe["ace"] > rand["ace"], "holds if the probe's units (at most 10% of "
+                "the layer) remove at least half the window pixels (windows 'vanish') and more than random units; "
+                "partly if more than random but less than half", partly=probe["ace"] > rand["ace"])
+    removed_here = 1 - shown.share_after.sum() / max(shown.share_before.sum(), 1e-12)
+    s.numbers["illustration"] = {"indices": shown.indices.tolist(), "scanned": shown.scanned,
+                                 "with_class": shown.with_class, "removed_share_shown": float(removed_here)}
+    caption = (f"Fig. 6: {picture}. In these {len(shown.indices)} images {removed_here:.0%} of the "
+               f"{c.removal_class} pixels go. Measured: {s.measured}")
+    s.images.insert(0, (ctx.png("fig6_with_without.png", with_without_figure(
+        shown.before, shown.after, shown.removed, [f"({c.seed}, {i})" for i in shown.indices],
+        f"without {k_show} {layer} units", caption)), picture))
     return s

@@ -6,7 +6,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+import numpy as np
+
 from ..analysis.ablation import RemovalResult
+from .style import ACCENT_NAME, SCALE, draw_outline, labelled_grid, plotly_style, upscale
 
 COLORS = {"probe": "#4c72b0", "optimized": "#55a868", "greedy": "#c44e52", "dissection": "#dd8452", "random": "#7f7f7f"}
 
@@ -33,6 +36,17 @@ def removal_figure(result: RemovalResult) -> go.Figure:
     fig.update_xaxes(title_text=f"units of {result.layer} dropped (of {result.n_units})", row=2, col=1)
     fig.update_yaxes(title_text="fraction", row=1, col=1)
     fig.update_yaxes(title_text="relative change", row=2, col=1)
-    fig.update_layout(height=480, margin=dict(l=60, r=10, t=40, b=50), legend_title_text="ranking",
-                      title=dict(text=f"{result.n_latents} latents (seed {result.seed})", font=dict(size=13)))
-    return fig
+    fig.update_layout(height=480, legend_title_text="ranking")
+    return plotly_style(fig, f"Removing {result.class_name}: {result.n_latents} latents (seed {result.seed})")
+
+
+def with_without_figure(before: np.ndarray, after: np.ndarray, removed: np.ndarray, col_labels: list[str],
+                        without_label: str, caption: str = "", scale: int = SCALE) -> np.ndarray:
+    """Fig. 6 as a figure that reads alone: uint8 (n, H, W, C) images "with units" above the same
+    latents "without units" (``without_label``), the removed class pixels (bool (n, H, W)) outlined
+    in the accent colour on the lower row; columns labelled (latent ids) -> uint8 (H', W', 3)."""
+    top = [upscale(img, scale) for img in before]
+    bottom = [draw_outline(img, mask, scale) for img, mask in zip(after, removed)]
+    return labelled_grid([top, bottom], ["with all units", without_label], col_labels,
+                         caption + f" Outlined in {ACCENT_NAME}: pixels the segmenter labelled as the class before and not after.",
+                         scale=1)

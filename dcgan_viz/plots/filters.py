@@ -8,8 +8,9 @@ import numpy as np
 from ..analysis.dissection import Dissection, detector_table
 from ..analysis.filters import FilterResponses
 from ..images import grid
+from .style import BACKGROUND, caption_strip, labelled_grid, plotly_style, side_by_side
 
-SEPARATOR = 8
+NET_NAMES = {"trained": "trained D", "random": "random-init D"}
 
 
 def guided_to_uint8(maps: np.ndarray) -> np.ndarray:
@@ -17,14 +18,6 @@ def guided_to_uint8(maps: np.ndarray) -> np.ndarray:
     flat = maps.reshape(-1, int(np.prod(maps.shape[-3:])))
     scale = np.abs(flat).max(axis=1, keepdims=True) + 1e-12
     return np.clip(flat / scale * 127.5 + 127.5, 0, 255).round().astype(np.uint8).reshape(maps.shape)
-
-
-def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
-    """Equal-height uint8 (H, W_i, C) panels -> one image with white separators."""
-    height, channels = panels[0].shape[0], panels[0].shape[2]
-    gap = np.full((height, SEPARATOR, channels), 255, np.uint8)
-    parts = [p for panel in panels for p in (panel, gap)][:-1]
-    return np.concatenate(parts, axis=1)
 
 
 def fig5_grid(responses: list[FilterResponses]) -> np.ndarray:
@@ -36,6 +29,22 @@ def fig5_grid(responses: list[FilterResponses]) -> np.ndarray:
         rows = np.stack([r.images, guided_to_uint8(r.guided)], axis=1)  # (U, 2, K, H, W, C)
         panels.append(grid(rows.reshape(u * 2 * k, *rows.shape[3:]), nrow=k))
     return side_by_side(panels)
+
+
+def fig5_figure(responses: list[FilterResponses], caption: str = "", scale: int = 1) -> np.ndarray:
+    """Fig. 5 as a figure that reads alone: per net a titled panel ("trained D", "random-init D"),
+    per unit a row of its top images ("unit u") above a row of their guided-backprop maps,
+    columns "top 1".."top K", and the caption strip underneath -> uint8 (H, W, 3)."""
+    panels = []
+    for r in responses:
+        k = r.images.shape[1]
+        rows, labels = [], []
+        for i, unit in enumerate(r.top.units):
+            rows += [r.images[i], guided_to_uint8(r.guided[i])]
+            labels += [f"{r.top.layer} unit {unit}", "guided backprop"]
+        panels.append(labelled_grid(rows, labels, [f"top {j + 1}" for j in range(k)],
+                                    title=NET_NAMES.get(r.label, r.label), scale=scale, label_width=130))
+    return caption_strip(side_by_side(panels), caption)
 
 
 def patch_grid(responses: list[FilterResponses]) -> np.ndarray:
@@ -52,7 +61,7 @@ def feature_map_grid(maps: dict[str, np.ndarray], n: int = 8) -> np.ndarray:
         lo = chosen.min(axis=(1, 2), keepdims=True)
         hi = chosen.max(axis=(1, 2), keepdims=True)
         grey = ((chosen - lo) / np.maximum(hi - lo, 1e-12) * 255).round().astype(np.uint8)
-        grey = np.concatenate([grey, np.zeros((n - len(grey), *grey.shape[1:]), np.uint8)])
+        grey = np.concatenate([grey, np.full((n - len(grey), *grey.shape[1:]), BACKGROUND, np.uint8)])
         tiles.append(grey)
     return grid(np.concatenate(tiles)[..., None], nrow=n)
 
@@ -71,6 +80,6 @@ def detector_figure(results: list[Dissection]):
         hover = ["<br>".join(f"{r['layer']}: {r[c]}" for r in mine) for c in names]
         fig.add_bar(name=f"{res.label} ({sum(counts)})", x=list(names), y=counts, hovertext=hover, text=counts)
     r = results[0]
-    fig.update_layout(barmode="group", yaxis_title="detector units (IoU > %g)" % r.iou_threshold,
-                      title=f"Network dissection: units per class, {r.n_images} images, all hidden layers")
-    return fig
+    fig.update_layout(barmode="group")
+    return plotly_style(fig, f"Network dissection: detector units per class, {r.n_images} images, all hidden layers",
+                        "ground-truth class", f"detector units (count; IoU > {r.iou_threshold:g})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis.representation import RepresentationResult, UmapResult
+from .style import SERIES, plotly_style
 
 
 def accuracy_figure(result: RepresentationResult):
@@ -16,9 +17,9 @@ def accuracy_figure(result: RepresentationResult):
         rows = [s for s in result.scores if s["n_train"] == n]
         fig.add_bar(name=f"{n} labels", x=[s["features"] for s in rows], y=[100 * s["accuracy"] for s in rows],
                     text=[f"{100 * s['accuracy']:.1f}%" for s in rows])
-    fig.update_layout(barmode="group", yaxis_title="test accuracy (%)",
-                      title=f"Linear L2-SVM on pooled features: {result.data} {result.n_test}")
-    return fig
+    fig.update_layout(barmode="group", legend_title_text="training labels")
+    return plotly_style(fig, f"Linear L2-SVM on pooled features: {result.data} {result.n_test}", "feature set",
+                        "test accuracy (%)")
 
 
 def umap_figure(result: UmapResult):
@@ -42,12 +43,11 @@ def umap_figure(result: UmapResult):
                           marker={"size": 5, "symbol": "x", "color": "grey"},
                           customdata=np.c_[np.ones(fake.sum(), int), index[fake]],
                           hovertemplate=f"generated: latent ({result.latent_seed}, %{{customdata[1]}})<extra></extra>")
-    fig.update_layout(title="UMAP of discriminator features (real by label, generated in grey)",
-                      xaxis_title="UMAP 1", yaxis_title="UMAP 2")
-    return fig
+    return plotly_style(fig, "UMAP of discriminator features (real by label, generated in grey)",
+                        "UMAP 1 (unitless)", "UMAP 2 (unitless)")
 
 
-SOURCE_COLOURS = {"real": "#4c72b0", "generated": "#dd8452"}
+SOURCE_COLOURS = {"real": SERIES[0], "generated": SERIES[1]}
 
 
 def umap_scatter(result: UmapResult, colour: str = "source"):
@@ -69,6 +69,5 @@ def umap_scatter(result: UmapResult, colour: str = "source"):
                               marker={"size": 5, "color": SOURCE_COLOURS[name]},
                               customdata=np.c_[np.full(pick.sum(), int(name == "generated")), index[pick]],
                               hovertemplate=f"{name} %{{customdata[1]}}<extra></extra>")
-    fig.update_layout(title="UMAP of discriminator features: real vs generated", xaxis_title="UMAP 1",
-                      yaxis_title="UMAP 2")
-    return fig
+    return plotly_style(fig, "UMAP of discriminator features: real vs generated", "UMAP 1 (unitless)",
+                        "UMAP 2 (unitless)")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .style import plotly_style
+
 # (log key, trace name, subplot row)
 CURVES = (
     ("loss_d", "loss_D", 1),
@@ -53,8 +55,8 @@ def loss_figure(log: dict[str, np.ndarray], max_points: int = 4000, title: str |
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=1)
     fig.update_yaxes(title_text="ratio", rangemode="tozero", row=3, col=1)
-    fig.update_layout(height=720, margin=dict(l=50, r=20, t=50 if title else 30, b=40),
-                      title=title, legend=dict(orientation="h", y=-0.12), uirevision="keep")
+    plotly_style(fig, title)
+    fig.update_layout(height=720, legend=dict(orientation="h", y=-0.12), uirevision="keep")
     if not n:
         fig.add_annotation(text="no training log yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     return fig

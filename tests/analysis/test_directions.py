@@ -256,3 +256,51 @@ def test_cli_arithmetic_measure_mode_on_toy(toy_cli, tmp_path) -> None:
                                          "--out", str(tmp_path / "x")]), "pool latents in group")
     _one_line_error(toy_cli.invoke(app, ["arithmetic", "toy", "--concept", "a=0:1", "--out", str(tmp_path / "x")]),
                     "needs an EXPRESSION")
+
+
+def _read_mean(bundle, clf, pool, indices) -> np.ndarray:
+    """The classifier's reading (A,) of the image of the mean latent of ``indices`` (independent of the rule)."""
+    with torch.no_grad():
+        image = bundle.G(pool.z[indices].mean(0, keepdim=True))
+        return clf.decode(clf(image))[0].numpy()
+
+
+@pytest.mark.parametrize("want_on,keep_value", [(True, 0), (False, 0), (False, 1)])
+def test_exemplar_rule_picks_means_the_classifier_reads_as_the_concept(want_on: bool, keep_value: int) -> None:
+    """Fig. 7's rule on the linear toy: the chosen three's mean is read as the concept (checked by
+    classifying the mean's image directly); on the toy without linear structure, the rule's flag
+    agrees with that reading whatever it is, and falls back to the top three when none is read."""
+    from dcgan_viz.analysis.latent import choose_exemplars
+
+    names = ("smile", "glasses", "beard")
+    bundle, clf = _bundle(), ToyClassifier()
+    pool = attribute_pool(bundle, clf, seed=0, size=600)
+    got = choose_exemplars(bundle, clf, pool, "smile", "beard", want_on, keep_value)
+    reading = _read_mean(bundle, clf, pool, got.indices)
+    assert got.read and len(got.indices) == 3 and 1 <= got.tried
+    assert (reading[names.index("smile")] > 0.5) == want_on and reading[names.index("beard")] == keep_value
+    assert (pool.column("beard").numpy()[got.indices].round() == keep_value).all()
+    wiggly = _bundle(wiggle=40.0)
+    pool_w = attribute_pool(wiggly, clf, seed=0, size=600)
+    found = {}
+    for candidates in (3, 12):
+        w = choose_exemplars(wiggly, clf, pool_w, "smile", "beard", want_on, keep_value, candidates=candidates)
+        r = _read_mean(wiggly, clf, pool_w, w.indices)
+        assert w.read == bool(((r[0] > 0.5) == want_on) and r[2] == keep_value)
+        found[candidates] = w
+    # the three best-read latents average to something else (the control) ...
+    assert not found[3].read and found[3].tried == 1
+    # ... and a search over more candidates finds three whose mean is read as meant
+    assert found[12].read and found[12].tried > 1
+
+
+def test_arithmetic_trials_split_success_by_the_exemplar_rule() -> None:
+    """Every trial is sorted by whether its three concept means are read as meant; on the linear
+    toy nearly all are and they succeed; the counts add up to the trials."""
+    bundle, clf = _bundle(), ToyClassifier()
+    pool = attribute_pool(bundle, clf, seed=0, size=1500)
+    r = arithmetic_trials(bundle, clf, 200, 3, "smile", 0, keep="beard", pool=pool)
+    assert r.by_means["chosen"].n + r.by_means["unchosen"].n == 200
+    assert r.means_read["a_pos"].rate > 0.9 and r.means_read["b_neg"].rate > 0.9
+    assert r.by_means["chosen"].rate > 0.8
+    assert "read as meant (a_pos / a_neg / b_neg)" in results_markdown([r])

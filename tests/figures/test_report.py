@@ -40,4 +40,29 @@ def test_report_inlines_images_and_plots_and_lists_every_number(tmp_path: Path) 
     results = json.loads(paths["json"].read_text())
     assert results["sections"]["a"]["numbers"] == {"x": 0.5} and results["sections"]["b"]["skipped"]
     md = paths["markdown"].read_text()
-    assert "| [Figure A](#a) | A is 0.5 |" in md and "![an image](a.png)" in md and "[a.html](a.html)" in md
+    assert "| [Figure A](#a) | The paper says A. | A is 0.5 | not judged |" in md
+    assert "![an image](a.png)" in md and "[a.html](a.html)" in md
+
+
+def test_report_opens_with_claim_number_and_verdict_per_figure(tmp_path: Path) -> None:
+    held = Section("a", "Fig. A", "A is large.", measured="A = 0.9 over 100 trials", headline="A = 0.9")
+    held.judge(True, "holds if A > 0.5")
+    failed = Section("b", "Fig. B", "B is small.", measured="B = 0.7")
+    failed.judge(False, "holds if B < 0.1")
+    weak = Section("c", "Fig. C", "C beats chance clearly.", measured="C = 0.6")
+    weak.judge(False, "holds if C > 0.8, partly if above chance", partly=True)
+    unknown = Section("d", "Fig. D", "D exists.", measured="no numbers")
+    unknown.judge(None, "needs per-epoch numbers")
+    skipped = Section("e", "Fig. E", "E.", skipped="no checkpoint e")
+    paths = write_report([held, failed, weak, unknown, skipped], tmp_path, "Report", "Preamble.", {})
+    md = paths["markdown"].read_text().splitlines()
+    assert md[2] == "| figure | the paper's claim | our number | holds? |"  # the report opens with the table
+    assert md[4] == "| [Fig. A](#a) | A is large. | A = 0.9 | holds |"
+    assert md[5] == "| [Fig. B](#b) | B is small. | B = 0.7 | does not hold |"
+    assert md[6].endswith("| partly |") and md[7].endswith("| not judged |")
+    assert md[8] == "| [Fig. E](#e) | E. | skipped: no checkpoint e | not run |"
+    assert "**Verdict: holds** (holds if A > 0.5" in "\n".join(md)
+    page = paths["html"].read_text()
+    assert page.index("<th>holds?</th>") < page.index("Preamble.")
+    results = json.loads(paths["json"].read_text())["sections"]
+    assert results["b"]["verdict"] == "does not hold" and results["a"]["rule"] == "holds if A > 0.5"
