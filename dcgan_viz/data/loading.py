@@ -24,6 +24,7 @@ from dcgan_viz.data.prepare import Chunk, Stream, open_prepared, prepare, spec_i
 from dcgan_viz.data.preprocess import convert_channels, preprocess_image
 from dcgan_viz.data.sources import (
     FASHION_MNIST_DIR,
+    TEST_FRACTION_BUCKETS,
     DataError,
     Record,
     RealSource,
@@ -96,6 +97,16 @@ def synthetic_range(spec: DataSpec) -> tuple[int, int]:
     count = defaults["count"] if spec.count is None else spec.count
     test_count = defaults["test_count"] if spec.test_count is None else spec.test_count
     return (0, count) if spec.split == "train" else (count, count + test_count)
+
+
+def held_out_split(spec: DataSpec) -> DataSpec:
+    """The held-out split a prepare of the training ``spec`` stores: the source's test split; for
+    rooms/faces/random without ``test_count``, the tenth of the training count that follows it."""
+    test = spec.with_split("test")
+    if spec.source in DEFAULT_COUNTS and spec.test_count is None:
+        start, stop = synthetic_range(spec.with_split("train"))
+        test = replace(test, test_count=max(1, (stop - start) // TEST_FRACTION_BUCKETS))
+    return test
 
 
 def _numpy(value: Any) -> np.ndarray:
