@@ -8,8 +8,12 @@ from typing import Optional
 import numpy as np
 import typer
 
+from dcgan_viz.evaluation.shipped import CLASSIFIER, Need, load_needed
 from dcgan_viz.fsutil import atomic_write, atomic_write_json
 from dcgan_viz.outputs import prepared_dir, results_dir
+
+MEMORIZATION_NEEDS = Need("memorization", "--classifier", "an evaluation classifier", "for the classifier feature space",
+                          "or leave --classifier out (pixel and D spaces only)")
 
 
 def _memorization_markdown(summary: dict, checkpoint: str, pairs: list[dict]) -> str:
@@ -46,7 +50,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Latent seed (also k-means and latent-recovery seed)."),
         n_test: int = typer.Option(10000, help="Held-out images (the data spec's test split)."),
         classifier: Optional[Path] = typer.Option(None, help="Evaluation classifier for a third feature space "
-                                                  "(e.g. checkpoints/fashion-classifier)."),
+                                                  f"(e.g. {CLASSIFIER})."),
         backend: str = typer.Option("auto", help="Nearest-neighbour backend: auto, faiss, torch."),
         cells: int = typer.Option(20, help="k-means cells of the training set for C_T."),
         min_count: int = typer.Option(20, help="Cells need this many held-out and generated samples."),
