@@ -80,9 +80,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo("note: no discriminator in this checkpoint; the D feature space is left out", err=True)
             clf, clf_key = None, ""
             if classifier is not None:
-                from dcgan_viz.evaluation import load_evaluator
-
-                clf, meta = load_evaluator(classifier, bundle.device, kind="classifier")
+                clf, meta = load_needed(classifier, MEMORIZATION_NEEDS, "classifier", bundle.device)
                 clf_key = str(meta.get("weights_sha256", classifier))
             report, gen, train = measure_checkpoint(
                 bundle, n, seed, n_test, clf, clf_key, backend, cache_dir, cells, min_count, recovery_n,
@@ -119,6 +117,8 @@ def register(app: typer.Typer) -> None:
         plant: int = typer.Option(0, help="Control: plant this many altered copies and report precision/recall."),
         max_bucket: int = typer.Option(256, help="Compare at most this many bucket neighbours per item."),
         cache_dir: Path = typer.Option(Path("cache"), help="Where a non-prepared source is prepared."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress on stderr (a bar on a terminal, "
+                                         "else a line every 10% or 30 s)."),
     ) -> None:
         """Find near-duplicate groups in a training set; write a report and a de-duplicated prepared cache."""
         from dcgan_viz.cli import _run
@@ -134,14 +134,14 @@ def register(app: typer.Typer) -> None:
             from dcgan_viz.plots.memorization import dedup_groups_grid
 
             spec = DataSpec.parse(source, size=size)
-            imageset = load_imageset(spec, cache_dir=cache_dir)
+            imageset = load_imageset(spec, cache_dir=cache_dir, progress=not no_progress)
             src_dir = Path(spec.path) if spec.source == "prepared" else cache_dir / cache_key(spec)
             images = np.asarray(imageset.images)
             truth = None
             if plant > 0:
                 images, truth, _ = plant_duplicates(images, plant, seed)
             result = find_duplicates(images, method, radius, threshold if verify else None, max_shift, max_bucket,
-                                     seed, steps)
+                                     seed, steps, show_progress=not no_progress)
             keep = result.keep[result.keep < len(imageset)]
             filter_prepared(src_dir, keep, out / "filtered")
             groups = result.groups()
