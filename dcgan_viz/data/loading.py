@@ -73,7 +73,8 @@ _HELP = {
     "list_eval_partition.txt, else a hashed 10%. e.g. celeba:/data/celeba",
     "cifar10": "CIFAR-10 python batches (cifar-10-batches-py or its parent), 10 labelled classes. "
     "e.g. cifar10:/data/cifar-10-batches-py",
-    "prepared": "a directory written by prepare (memmapped, so it may exceed RAM; its split is the one prepared). "
+    "prepared": "a directory written by prepare (memmapped, so it may exceed RAM; its split is the one prepared; "
+    "the source's held-out split is stored in DIR/test). "
     "e.g. prepared:cache/rooms-train-64px-0123456789abcdef",
     "random": "uniform random uint8 images, for tests; count/test_count default 1000/100. e.g. random:count=16,size=32",
     NO_DATA: "no images: what an imported model records (its training data is unknown); analyses that need "
