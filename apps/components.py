@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from dash import dcc, html
 
-from dcgan_viz.checkpoint import META_FILE
+from dcgan_viz.checkpoint import META_FILE, RUN_CHECKPOINTS, resolve_checkpoint, run_checkpoints
 from dcgan_viz.images import png_bytes
 
 
@@ -36,9 +36,25 @@ def find_checkpoints(dirs: list[Path] | list[str]) -> list[Path]:
     return sorted(found.values(), key=str)
 
 
+def find_runs(dirs: list[Path] | list[str]) -> list[Path]:
+    """Training run directories (holding ``checkpoints/step-*/`` checkpoints) under ``dirs``, including
+    the dirs themselves; never one above a dir. Sorted, without duplicates."""
+    found: dict[Path, Path] = {}
+    for root in map(Path, dirs):
+        for ckpt in find_checkpoints([root]):
+            run = ckpt.parent.parent
+            if ckpt.parent.name == RUN_CHECKPOINTS and ckpt.name.startswith("step-") and \
+                    (run == root or root in run.parents):
+                found.setdefault(run.resolve(), run)
+    return sorted(found.values(), key=str)
+
+
 def checkpoint_options(dirs: list[Path] | list[str]) -> list[dict[str, str]]:
-    """Dropdown options: label and value are the checkpoint path as found (what goes in the URL)."""
-    return [{"label": str(p), "value": str(p)} for p in find_checkpoints(dirs)]
+    """Dropdown options: every training run (its newest checkpoint, so a shared link follows the next
+    save), then every checkpoint; the value is the path as found (what goes in the URL)."""
+    runs = [{"label": f"{p} (run: newest checkpoint, now {run_checkpoints(p)[-1].name})", "value": str(p)}
+            for p in find_runs(dirs) if run_checkpoints(p)]
+    return runs + [{"label": str(p), "value": str(p)} for p in find_checkpoints(dirs)]
 
 
 def checkpoint_dropdown(id: str, dirs: list[Path] | list[str], value: str | None = None) -> dcc.Dropdown:
@@ -110,8 +126,9 @@ def error_box(message: str | None):
 
 
 def checked_checkpoint(checkpoint: str | None) -> Path:
-    """The chosen checkpoint if it is one of those the app lists; ValueError with a clear message
-    otherwise (so a path typed into the URL can never open an arbitrary directory)."""
+    """The chosen checkpoint if it is one of those the app lists, or the newest complete checkpoint
+    of a listed training run directory (so ``?checkpoint=RUN`` survives the next save); ValueError
+    with a clear message otherwise (so a path typed into the URL can never open an arbitrary directory)."""
     from apps.app import app_state  # the app module imports this one
 
     dirs, _ = app_state()
@@ -119,6 +136,8 @@ def checked_checkpoint(checkpoint: str | None) -> Path:
         raise ValueError(f"checkpoint must be a path chosen from the list, got {type(checkpoint).__name__}")
     if not checkpoint:
         raise ValueError(f"no checkpoint chosen (none found under {', '.join(map(str, dirs))})")
-    if checkpoint not in {str(p) for p in find_checkpoints(dirs)}:
-        raise ValueError(f"unknown checkpoint {checkpoint!r}: choose one of the checkpoints listed")
-    return Path(checkpoint)
+    if checkpoint in {str(p) for p in find_checkpoints(dirs)}:
+        return Path(checkpoint)
+    if checkpoint in {str(p) for p in find_runs(dirs)}:
+        return resolve_checkpoint(checkpoint)  # a run: its newest complete checkpoint, now
+    raise ValueError(f"unknown checkpoint {checkpoint!r}: choose one of the checkpoints or runs listed")

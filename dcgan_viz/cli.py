@@ -171,16 +171,26 @@ def prepare(
     split: str = typer.Option("train", help="train or test (held out)."),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
-    """Prepare a source into a memory-mapped uint8 cache that training and analyses read at full speed."""
+    """Prepare a source into a memory-mapped uint8 cache that training and analyses read at full speed.
+
+    A train-split prepare also stores the source's held-out split in OUT/test (for memorization)."""
     def go() -> None:
+        from .data.prepare import held_out_dir, open_prepared
         from .data.prepare import prepare as prepare_cache
+        from .data.sources import DataError
         from .data.spec import DataSpec
 
         spec = DataSpec.parse(source, size=size, split=split, **({"channels": channels} if channels else {}))
         prepared_dir(out)  # the output-path policy, before any image is read
         result = prepare_cache(spec, out, progress=not no_progress)
         n, h, w, c = result.images.shape
-        typer.echo(f"prepared {n} images {h}x{w}x{c} in {out} (skipped {result.skipped} unreadable files)")
+        typer.echo(f"prepared {n} {spec.split} images {h}x{w}x{c} in {out} (skipped {result.skipped} unreadable files)")
+        try:
+            held = open_prepared(held_out_dir(out))
+            typer.echo(f"held-out: {len(held)} images of the source's test split in {held_out_dir(out)} "
+                       f"(skipped {held.skipped}); memorization compares with them")
+        except DataError as exc:
+            typer.echo(f"held-out: none ({exc})")
         typer.echo(f"train with: dcgan-viz train --data prepared:{out} --image-size {h}")
     _run(go)
 

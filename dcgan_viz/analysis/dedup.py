@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dcgan_viz.progress import progress
+
 HASH_SIZE = 32
 CHUNK = 4096
 LOOKUP_CHUNK = 16384
@@ -150,14 +152,16 @@ def _corrupt(x: torch.Tensor, noise: float, gen: torch.Generator) -> torch.Tenso
 
 
 def train_semantic_hasher(images: np.ndarray, bits: int = 128, steps: int = 3000, max_train: int = 50_000,
-                          noise: float = 0.05, seed: int = 0, batch_size: int = 256) -> SemanticHasher:
+                          noise: float = 0.05, seed: int = 0, batch_size: int = 256,
+                          show_progress: bool = False) -> SemanticHasher:
     """Fit the de-noising autoencoder for ``steps`` Adam steps on up to ``max_train`` of uint8 (N, H, W, C)
     ``images``; seeded.
 
     A fixed step budget, not epochs: a small set needs as many updates as a large one for a code
     that separates its images (5 epochs of 5,000 images, 100 steps, left 2% of all pairs colliding).
     The corruption (shift <= 2 px, gain/offset, Gaussian noise, input dropout) is what makes the
-    code insensitive to the near-duplicate edits it should ignore.
+    code insensitive to the near-duplicate edits it should ignore. ``show_progress``: report the
+    steps on stderr (``dcgan_viz.progress``).
     """
     if steps < 1:
         raise ValueError(f"the autoencoder needs at least one training step, got {steps}")
@@ -170,13 +174,15 @@ def train_semantic_hasher(images: np.ndarray, bits: int = 128, steps: int = 3000
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     done = 0
-    while done < steps:
-        for idx in torch.randperm(len(x), generator=gen).split(batch_size)[: steps - done]:
-            loss = nn.functional.mse_loss(model(_hash_input(_corrupt(x[idx], noise, gen))), target[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            done += 1
+    with progress(steps, "semantic hash: training the autoencoder", "step", show_progress) as bar:
+        while done < steps:
+            for idx in torch.randperm(len(x), generator=gen).split(batch_size)[: steps - done]:
+                loss = nn.functional.mse_loss(model(_hash_input(_corrupt(x[idx], noise, gen))), target[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                done += 1
+                bar.update(1)
     model.eval()
     with torch.no_grad():
         thresholds = model.encoder(target).median(dim=0).values
@@ -302,20 +308,18 @@ def dedup_codes(codes: np.ndarray, method: str, radius: int, max_bucket: int = 2
 
 def find_duplicates(images: np.ndarray, method: str = "semantic", radius: int | None = None,
                     threshold: float | None = 0.08, max_shift: int = 2, max_bucket: int = 256, seed: int = 0,
-                    steps: int = 3000) -> DedupResult:
+                    steps: int = 3000, show_progress: bool = False) -> DedupResult:
     """Near-duplicate groups of uint8 (N, H, W, C) images: hash, probe with shifts, verify, group.
 
     ``radius`` None: the method's default (``DEFAULT_RADIUS``: 4 of phash's 64 bits, 8 of the
     semantic hash's 128); ``steps``: autoencoder training steps (semantic).
     ``max_shift`` > 0 also looks up the codes of each image moved by up to that many px (copies
     shifted by 1-2 px lose their hash otherwise); ``threshold`` None skips pixel verification.
+    ``show_progress``: report training and hashing on stderr (``dcgan_viz.progress``).
     """
-    fn = hasher(images, method, seed, steps)
+    fn = hasher(images, method, seed, steps, show_progress)
     radius = DEFAULT_RADIUS[method] if radius is None else radius
-    if max_shift > 0:
-        codes, probes = hash_with_probes(images, fn, max_shift)
-    else:
-        codes, probes = fn(images), []
+    codes, probes = hash_with_probes(images, fn, max_shift, show_progress=show_progress)
     return dedup_codes(codes, method, radius, max_bucket, probes, images if threshold is not None else None, threshold)
 
 
@@ -326,24 +330,28 @@ def shifted(images: np.ndarray, dy: int, dx: int, pad: int = 2) -> np.ndarray:
     return padded[:, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
 
 
-def hasher(images: np.ndarray, method: str = "semantic", seed: int = 0, steps: int = 3000) -> Callable[[np.ndarray], np.ndarray]:
+def hasher(images: np.ndarray, method: str = "semantic", seed: int = 0, steps: int = 3000,
+           show_progress: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """A hash function uint8 (n, H, W, C) -> packed codes (n, B): "semantic" (trained on ``images``) or "phash"."""
     if method == "phash":
         return phash
     if method == "semantic":
-        return train_semantic_hasher(images, steps=steps, seed=seed)
+        return train_semantic_hasher(images, steps=steps, seed=seed, show_progress=show_progress)
     raise ValueError(f"unknown hash method {method!r}; choose semantic or phash")
 
 
 def hash_with_probes(images: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], max_shift: int = 2,
-                     chunk: int = 65536) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Codes (N, B) of ``images`` and, per shift (dy, dx) != 0 with |d| <= max_shift, codes of the shifted images."""
+                     chunk: int = 65536, show_progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Codes (N, B) of ``images`` and, per shift (dy, dx) != 0 with |d| <= max_shift, codes of the shifted
+    images (none when max_shift is 0). ``show_progress``: report the hashed images on stderr."""
     shifts = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
     parts: dict[tuple[int, int], list[np.ndarray]] = {s: [] for s in shifts}
-    for start in range(0, len(images), chunk):
-        block = np.asarray(images[start : start + chunk])
-        for dy, dx in shifts:
-            parts[(dy, dx)].append(fn(shifted(block, dy, dx, max_shift) if (dy, dx) != (0, 0) else block))
+    with progress(len(images) * len(shifts), "hashing (every shift)", "img", show_progress) as bar:
+        for start in range(0, len(images), chunk):
+            block = np.asarray(images[start : start + chunk])
+            for dy, dx in shifts:
+                parts[(dy, dx)].append(fn(shifted(block, dy, dx, max_shift) if (dy, dx) != (0, 0) else block))
+                bar.update(len(block))
     codes = {s: np.concatenate(p) for s, p in parts.items()}
     return codes.pop((0, 0)), list(codes.values())
 

@@ -213,9 +213,18 @@ def memorization_statistics(train: np.ndarray, test: np.ndarray, gen: np.ndarray
 
 
 def held_out_spec(spec: DataSpec, n_test: int) -> DataSpec:
-    """The held-out split of a training DataSpec with up to ``n_test`` images."""
+    """The held-out split of a training DataSpec with up to ``n_test`` images.
+
+    A prepared cache's is the held-out split prepare stored with it (``prepared:DIR/test``); a
+    DataError (one line) says what to do when it has none (e.g. a cache from an older prepare).
+    """
     if spec.source == "prepared":
-        raise ValueError(f"prepared:{spec.path} has no held-out split; use the original data spec")
+        from dcgan_viz.data.prepare import held_out_dir
+
+        if spec.path is None:
+            raise ValueError("prepared data spec without a path has no held-out split")
+        return DataSpec(source="prepared", path=str(held_out_dir(spec.path)), size=spec.size, channels=spec.channels,
+                        split="test", count=n_test)
     if spec.source in ("rooms", "faces", "random"):
         return replace(spec.with_split("test"), test_count=n_test, content_hash=None)
     return replace(spec.with_split("test"), count=n_test, content_hash=None)

@@ -2,7 +2,8 @@
 
 Features: every hidden layer of D, each max-pooled to a 4x4 grid, flattened and concatenated
 (``feature_length``). They are scored by a regularised linear L2-SVM (scikit-learn
-``LinearSVC``, squared hinge, C chosen by stratified cross-validation, features standardised)
+``LinearSVC``, squared hinge, C chosen by stratified cross-validation for each label budget,
+features standardised)
 trained on labelled images and tested on a held-out split; the controls are the same
 architecture at random initialisation and raw pixels.
 """
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 POOL = 4
 C_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+CV_FOLDS = 3
+CV_MAX_LABELS = 10_000  # larger label budgets choose C on a class-balanced subset this size (see svm_table)
+MAX_ITER = 1000  # liblinear iterations; a fit that reaches it is reported as not converged
 
 
 def feature_length(cfg: ModelConfig) -> int:
@@ -72,7 +76,11 @@ def label_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 @dataclass
 class SVMScore:
-    """Test accuracy of a linear L2-SVM on one feature set; ``cv_accuracy`` is that of its C."""
+    """Test accuracy of a linear L2-SVM on one feature set.
+
+    ``C``: the penalty fitted; ``C_cv``: the grid value cross-validation chose on ``cv_labels``
+    labels, with ``cv_accuracy``; ``converged``: liblinear stopped before ``MAX_ITER`` iterations.
+    """
 
     features: str
     n_train: int
@@ -80,6 +88,9 @@ class SVMScore:
     C: float
     cv_accuracy: float
     accuracy: float
+    C_cv: float = float("nan")
+    cv_labels: int = 0
+    converged: bool = True
 
 
 def _svm(C: float, seed: int):
@@ -92,7 +103,7 @@ def _svm(C: float, seed: int):
 def _linear_svc(C: float, seed: int):
     from sklearn.svm import LinearSVC
 
-    return LinearSVC(C=C, loss="squared_hinge", dual=True, tol=1e-3, max_iter=1000, random_state=seed)
+    return LinearSVC(C=C, loss="squared_hinge", dual=True, tol=1e-3, max_iter=MAX_ITER, random_state=seed)
 
 
 def fit_bytes(n: int, dim: int) -> int:
@@ -130,7 +141,7 @@ def _threads(n_jobs: int | None) -> int:
     return max(1, n_jobs if n_jobs is not None else (os.cpu_count() or 1))
 
 
-def select_c(x: np.ndarray, y: np.ndarray, Cs: tuple[float, ...] = C_GRID, folds: int = 3,
+def select_c(x: np.ndarray, y: np.ndarray, Cs: tuple[float, ...] = C_GRID, folds: int = CV_FOLDS,
              seed: int = 0, n_jobs: int | None = None) -> tuple[float, float]:
     """(C, mean CV accuracy) of the best C by stratified ``folds``-fold cross-validation on (x (N, F), y (N,)).
     The Cs are scored in ``n_jobs`` threads (liblinear releases the GIL; default: one per CPU)."""
@@ -141,8 +152,13 @@ def select_c(x: np.ndarray, y: np.ndarray, Cs: tuple[float, ...] = C_GRID, folds
 
 
 def fit_svm(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, C: float,
-            name: str = "", cv_accuracy: float = float("nan"), seed: int = 0) -> SVMScore:
+            name: str = "", cv_accuracy: float = float("nan"), seed: int = 0, C_cv: float = float("nan"),
+            cv_labels: int = 0) -> SVMScore:
     """Standardise, fit the L2-SVM (squared hinge, penalty C) on train (N, F), score on test (M, F).
+
+    ``converged`` is read from the fit itself (liblinear's iteration count below ``MAX_ITER``: what
+    its ConvergenceWarning says, without the process-wide warning filters, which fits in
+    concurrent threads would share).
 
     The features are standardised in place in one float64 copy (the dtype liblinear needs), so a
     fit holds ``fit_bytes(N, F)`` beyond its inputs rather than the three copies a scaler
@@ -155,12 +171,13 @@ def fit_svm(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y
     scaler = StandardScaler(copy=False).fit(x)
     x = scaler.transform(x)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # recorded per fit below, as ``converged``
         model = _linear_svc(C, seed).fit(x, train_y)
     del x
     accuracy = float(model.score(scaler.transform(np.array(test_x, dtype=np.float64, order="C")), test_y))
     return SVMScore(features=name, n_train=len(train_y), dim=int(train_x.shape[1]), C=float(C),
-                    cv_accuracy=cv_accuracy, accuracy=accuracy)
+                    cv_accuracy=cv_accuracy, accuracy=accuracy, C_cv=float(C if np.isnan(C_cv) else C_cv),
+                    cv_labels=int(cv_labels), converged=bool(np.max(model.n_iter_) < MAX_ITER))
 
 
 @dataclass
@@ -174,42 +191,68 @@ class RepresentationResult:
     notes: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        head = ["features", "labels", "dim", "C", "CV acc.", "test acc."]
+        head = ["features", "labels", "dim", "C", "CV labels", "CV acc.", "test acc.", "converged"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for s in self.scores:
-            lines.append(f"| {s['features']} | {s['n_train']} | {s['dim']} | {s['C']:g} | "
-                         f"{100 * s['cv_accuracy']:.1f}% | {100 * s['accuracy']:.2f}% |")
+            converged = "yes" if s.get("converged", True) else f"no ({MAX_ITER} iterations)"
+            lines.append(f"| {s['features']} | {s['n_train']} | {s['dim']} | {s['C']:g} | {s.get('cv_labels', '')} | "
+                         f"{100 * s['cv_accuracy']:.1f}% | {100 * s['accuracy']:.2f}% | {converged} |")
         return "\n".join(lines) + f"\n\n{self.data}, {self.n_test} test images. " + " ".join(self.notes) + "\n"
+
+
+def cv_labels_for(train_y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of the labels C is chosen on for a budget of ``n`` labels: the budget's own
+    (``label_subset(train_y, n)``) up to ``CV_MAX_LABELS``, else a class-balanced subset that size."""
+    return label_subset(train_y, min(n, CV_MAX_LABELS), seed)
 
 
 def svm_table(features: dict[str, tuple[np.ndarray, np.ndarray]], train_y: np.ndarray, test_y: np.ndarray,
               label_counts: tuple[int | None, ...] = (None, 1000), seed: int = 0, data: str = "",
               n_jobs: int | None = None) -> RepresentationResult:
     """Score every feature set {name: (train (N, F), test (M, F))} with all N training labels (None)
-    and with class-balanced subsets of ``label_counts`` labels. C is chosen per feature set by
-    cross-validation on the smallest labelled subset (the few-label rows' labels: no test data).
+    and with class-balanced subsets of ``label_counts`` labels.
+
+    C is chosen for each feature set and each label budget separately, from that budget's labels
+    only (no test data): ``CV_FOLDS``-fold CV over ``C_GRID`` on the budget's labels when there
+    are at most ``CV_MAX_LABELS``, else on a class-balanced subset of ``CV_MAX_LABELS`` of them
+    (``cv_labels_for``). LinearSVC sums the loss over the rows, so the same C regularises a larger
+    fit less; the fitted C is therefore rescaled to the fit's size: C = C_cv * n_cv / n_fit
+    (n_cv: the labels the CV ran on; no change when the CV ran on the budget itself).
+    Each row records C, C_cv, cv_labels and ``converged`` (see ``fit_svm``).
     Independent fits run in up to ``n_jobs`` threads, fewer when the largest fit's memory
     (``fit_bytes``) times the threads would exceed the memory available; the result does not
     depend on the number of threads."""
-    cv_idx = label_subset(train_y, min([c for c in label_counts if c] + [len(train_y)]), seed)
-    chosen = {name: select_c(tr[cv_idx], train_y[cv_idx], seed=seed, n_jobs=n_jobs) for name, (tr, _) in features.items()}
-    jobs = []
+    budgets = []
     for count in label_counts:
-        idx = None if count is None or count >= len(train_y) else label_subset(train_y, count, seed)
-        jobs += [(idx, name, tr, te) for name, (tr, te) in features.items()]
+        n = len(train_y) if count is None or count >= len(train_y) else int(count)
+        budgets.append((None if n == len(train_y) else label_subset(train_y, n, seed), n))
+    chosen: dict[tuple[str, int], tuple[float, float, int]] = {}
+    for _, n in budgets:
+        cv_idx = cv_labels_for(train_y, n, seed)
+        for name, (tr, _) in features.items():
+            if (name, n) not in chosen:
+                room = available_bytes() // max(2 * fit_bytes(len(cv_idx), tr.shape[1]), 1)
+                C_cv, cv_acc = select_c(tr[cv_idx], train_y[cv_idx], seed=seed,
+                                        n_jobs=max(1, min(_threads(n_jobs), room)))
+                chosen[(name, n)] = (C_cv, cv_acc, len(cv_idx))
+    jobs = [(idx, n, name, tr, te) for idx, n in budgets for name, (tr, te) in features.items()]
 
     def fit(job) -> dict:
-        idx, name, tr, te = job
-        C, cv_acc = chosen[name]
+        idx, n, name, tr, te = job
+        C_cv, cv_acc, n_cv = chosen[(name, n)]
         x, y = (tr, train_y) if idx is None else (tr[idx], train_y[idx])  # all labels: no fancy-index copy
-        return vars(fit_svm(x, y, te, test_y, C, name, cv_acc, seed))
+        return vars(fit_svm(x, y, te, test_y, C_cv * n_cv / n, name, cv_acc, seed, C_cv=C_cv, cv_labels=n_cv))
 
-    largest = max(fit_bytes(len(train_y) if idx is None else len(idx), tr.shape[1]) for idx, _, tr, _ in jobs)
+    largest = max(fit_bytes(n, tr.shape[1]) for _, n, _, tr, _ in jobs)
     workers = max(1, min(_threads(n_jobs), available_bytes() // max(largest, 1)))
     with ThreadPoolExecutor(workers) as pool:
         scores = list(pool.map(fit, jobs))  # in job order
-    notes = [f"C per feature set by 3-fold CV over {list(C_GRID)} on {len(cv_idx)} class-balanced labels;",
+    notes = [f"C per feature set and label budget by {CV_FOLDS}-fold CV over {list(C_GRID)} on the budget's "
+             f"class-balanced labels (at most {CV_MAX_LABELS}; a larger budget's C is rescaled by "
+             "n_cv / n_fit);",
              "features standardised (fit on the training rows)."]
+    if not all(s["converged"] for s in scores):
+        notes.append(f"Some fits stopped at {MAX_ITER} liblinear iterations before converging (column 'converged').")
     return RepresentationResult(data=data, n_test=len(test_y), scores=scores, notes=notes)
 
 
@@ -233,7 +276,8 @@ def evaluate_representations(bundle: "Bundle", train: "ImageSet", test: "ImageSe
         return res
 
     key = cache_key("svm", weights=bundle.key, train=_identity(train), test=_identity(test),
-                    labels=list(label_counts), random_seed=random_seed, seed=seed, grid=list(C_GRID))
+                    labels=list(label_counts), random_seed=random_seed, seed=seed, grid=list(C_GRID),
+                    cv=f"per budget, <= {CV_MAX_LABELS}, C * n_cv / n_fit", max_iter=MAX_ITER)
     return cached(cache_dir, key, RepresentationResult, compute)
 
 

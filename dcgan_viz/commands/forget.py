@@ -9,8 +9,12 @@ from typing import Optional
 
 import typer
 
+from dcgan_viz.evaluation.shipped import SEGMENTER, Need, load_needed
 from dcgan_viz.fsutil import atomic_write, atomic_write_json
 from dcgan_viz.outputs import results_dir
+
+FORGET_NEEDS = Need("forget", "--segmenter", "a segmenter", "to label the --auto class (e.g. window) in generated rooms",
+                    "or --segmenter none --boxes FILE")
 
 
 def _parse_counts(text: str) -> list[int]:
@@ -52,7 +56,7 @@ def register(app: typer.Typer) -> None:
     def forget(
         checkpoint: Path = typer.Argument(..., help="Checkpoint directory (or a run directory)."),
         auto: str = typer.Option("window", "--auto", help="Class the segmenter labels in generated samples."),
-        segmenter: Path = typer.Option(Path("checkpoints/rooms-segmenter"), help="Segmenter evaluator checkpoint; "
+        segmenter: Path = typer.Option(SEGMENTER, help="Segmenter evaluator checkpoint; "
                                        "'none' with --boxes: no segmenter (imported models), measure pixel change "
                                        "inside / outside the boxes instead."),
         layer: str = typer.Option("conv3", help="Generator layer whose units are dropped."),
@@ -80,7 +84,6 @@ def register(app: typer.Typer) -> None:
             from dcgan_viz.analysis import ablation as A
             from dcgan_viz.analysis.forgetting import forget_experiment, with_without
             from dcgan_viz.checkpoint import load_checkpoint
-            from dcgan_viz.evaluation import load_evaluator
             from dcgan_viz.images import grid, save_png, to_uint8
             from dcgan_viz.latents import latents
 
@@ -115,7 +118,7 @@ def register(app: typer.Typer) -> None:
                 A.masks_from_boxes([{"seed": 0, "index": 0, "boxes": [box]}], size)  # validate early
             if box_entries is not None:
                 A.masks_from_boxes(box_entries, size)  # validate before any work
-            seg, meta = load_evaluator(segmenter, device=bundle.device, kind="segmenter")
+            seg, meta = load_needed(segmenter, FORGET_NEEDS, "segmenter", bundle.device)
             classes = list(meta.get("classes") or A.ROOM_CLASSES)
             if auto not in classes:
                 raise ValueError(f"unknown class {auto!r}; the segmenter's classes are {classes}")

@@ -11,8 +11,14 @@ from typing import List, Optional
 
 import typer
 
+from dcgan_viz.evaluation.shipped import ATTRIBUTES, Need, load_needed
 from dcgan_viz.fsutil import atomic_write, atomic_write_bytes, atomic_write_json
 from dcgan_viz.outputs import image_file, results_dir
+
+ARITHMETIC_NEEDS = Need("arithmetic (measure mode)", "--classifier", "a face-attribute classifier",
+                        "to read the attributes of generated faces", "or give an EXPRESSION and --concept (user mode)")
+DIRECTIONS_NEEDS = Need("directions", "--classifier", "a face-attribute classifier",
+                        "to label the attributes of generated faces")
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +36,7 @@ def register(app: typer.Typer) -> None:
         noise: float = typer.Option(0.25, help="User mode: neighbours are result + uniform(-noise, noise)."),
         rescale: bool = typer.Option(False, "--rescale", help="Rescale results to the prior's expected norm."),
         measure: bool = typer.Option(False, "--measure", help="Measure mode (the default without EXPRESSION)."),
-        classifier: Path = typer.Option(Path("checkpoints/faces-attributes"), help="Attribute classifier checkpoint."),
+        classifier: Path = typer.Option(ATTRIBUTES, help="Attribute classifier checkpoint."),
         trials: int = typer.Option(1000, help="Measure mode: trials per setting."),
         k: List[int] = typer.Option([1, 3], "--k", help="Measure mode: exemplars per concept (repeatable)."),
         expression: str = typer.Option("a_pos - a_neg + b_neg",
@@ -126,7 +132,6 @@ def register(app: typer.Typer) -> None:
                 turn_trials,
             )
             from dcgan_viz.checkpoint import load_checkpoint
-            from dcgan_viz.evaluation import load_evaluator
 
             parse_expression(expression)
             if concept:
@@ -134,7 +139,7 @@ def register(app: typer.Typer) -> None:
             if trials < 1 or pool < 1 or any(x < 1 for x in k) or turn_k < 0:
                 raise ValueError("--trials, --pool and --k must be at least 1, --turn-k at least 0")
             bundle = load_checkpoint(checkpoint, device=device)
-            model, _ = load_evaluator(classifier, device=bundle.device, kind="attributes")
+            model, _ = load_needed(classifier, ARITHMETIC_NEEDS, "attributes", bundle.device)
             p = attribute_pool(bundle, model, seed, pool)
             arith = [arithmetic_trials(bundle, model, trials, kk, att, seed, keep=keep, expression=expression,
                                        pool=p, rescale=rescale) for att in attribute for kk in k]
@@ -159,7 +164,7 @@ def register(app: typer.Typer) -> None:
     def directions(
         checkpoint: Path = typer.Argument(..., help="Checkpoint directory (or a run directory) of a faces model."),
         attribute: List[str] = typer.Option(["smile", "glasses"], "--attribute", help="Attribute(s) (repeatable)."),
-        classifier: Path = typer.Option(Path("checkpoints/faces-attributes"), help="Attribute classifier checkpoint."),
+        classifier: Path = typer.Option(ATTRIBUTES, help="Attribute classifier checkpoint."),
         pool: int = typer.Option(4000, help="Pool latents (seed, 0..pool-1): half fit the directions, half test them."),
         n_eval: int = typer.Option(1000, "--eval", help="Held-out latents the directions are tested on."),
         step: Optional[float] = typer.Option(None, help="Norm of every direction (default: |mean difference|)."),
@@ -176,12 +181,11 @@ def register(app: typer.Typer) -> None:
             results_dir(out)  # the output-path policy, before any expensive work
             from dcgan_viz.analysis.latent import attribute_pool, direction_trials, directions_markdown
             from dcgan_viz.checkpoint import load_checkpoint
-            from dcgan_viz.evaluation import load_evaluator
 
             if pool < 4 or n_eval < 1 or (step is not None and not step > 0) or not off <= on:
                 raise ValueError("--pool must be at least 4, --eval at least 1, --step positive and --off <= --on")
             bundle = load_checkpoint(checkpoint, device=device)
-            model, _ = load_evaluator(classifier, device=bundle.device, kind="attributes")
+            model, _ = load_needed(classifier, DIRECTIONS_NEEDS, "attributes", bundle.device)
             for att in attribute:
                 if att not in model.attribute_names:
                     raise ValueError(f"unknown attribute {att!r}; the classifier reads {', '.join(model.attribute_names)}")

@@ -8,8 +8,12 @@ from typing import Optional
 import numpy as np
 import typer
 
+from dcgan_viz.evaluation.shipped import CLASSIFIER, Need, load_needed
 from dcgan_viz.fsutil import atomic_write, atomic_write_json
 from dcgan_viz.outputs import prepared_dir, results_dir
+
+MEMORIZATION_NEEDS = Need("memorization", "--classifier", "an evaluation classifier", "for the classifier feature space",
+                          "or leave --classifier out (pixel and D spaces only)")
 
 
 def _memorization_markdown(summary: dict, checkpoint: str, pairs: list[dict]) -> str:
@@ -46,7 +50,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Latent seed (also k-means and latent-recovery seed)."),
         n_test: int = typer.Option(10000, help="Held-out images (the data spec's test split)."),
         classifier: Optional[Path] = typer.Option(None, help="Evaluation classifier for a third feature space "
-                                                  "(e.g. checkpoints/fashion-classifier)."),
+                                                  f"(e.g. {CLASSIFIER})."),
         backend: str = typer.Option("auto", help="Nearest-neighbour backend: auto, faiss, torch."),
         cells: int = typer.Option(20, help="k-means cells of the training set for C_T."),
         min_count: int = typer.Option(20, help="Cells need this many held-out and generated samples."),
@@ -76,9 +80,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo("note: no discriminator in this checkpoint; the D feature space is left out", err=True)
             clf, clf_key = None, ""
             if classifier is not None:
-                from dcgan_viz.evaluation import load_evaluator
-
-                clf, meta = load_evaluator(classifier, bundle.device, kind="classifier")
+                clf, meta = load_needed(classifier, MEMORIZATION_NEEDS, "classifier", bundle.device)
                 clf_key = str(meta.get("weights_sha256", classifier))
             report, gen, train = measure_checkpoint(
                 bundle, n, seed, n_test, clf, clf_key, backend, cache_dir, cells, min_count, recovery_n,
@@ -115,6 +117,8 @@ def register(app: typer.Typer) -> None:
         plant: int = typer.Option(0, help="Control: plant this many altered copies and report precision/recall."),
         max_bucket: int = typer.Option(256, help="Compare at most this many bucket neighbours per item."),
         cache_dir: Path = typer.Option(Path("cache"), help="Where a non-prepared source is prepared."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress on stderr (a bar on a terminal, "
+                                         "else a line every 10% or 30 s)."),
     ) -> None:
         """Find near-duplicate groups in a training set; write a report and a de-duplicated prepared cache."""
         from dcgan_viz.cli import _run
@@ -130,14 +134,14 @@ def register(app: typer.Typer) -> None:
             from dcgan_viz.plots.memorization import dedup_groups_grid
 
             spec = DataSpec.parse(source, size=size)
-            imageset = load_imageset(spec, cache_dir=cache_dir)
+            imageset = load_imageset(spec, cache_dir=cache_dir, progress=not no_progress)
             src_dir = Path(spec.path) if spec.source == "prepared" else cache_dir / cache_key(spec)
             images = np.asarray(imageset.images)
             truth = None
             if plant > 0:
                 images, truth, _ = plant_duplicates(images, plant, seed)
             result = find_duplicates(images, method, radius, threshold if verify else None, max_shift, max_bucket,
-                                     seed, steps)
+                                     seed, steps, show_progress=not no_progress)
             keep = result.keep[result.keep < len(imageset)]
             filter_prepared(src_dir, keep, out / "filtered")
             groups = result.groups()

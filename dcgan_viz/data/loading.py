@@ -24,6 +24,7 @@ from dcgan_viz.data.prepare import Chunk, Stream, open_prepared, prepare, spec_i
 from dcgan_viz.data.preprocess import convert_channels, preprocess_image
 from dcgan_viz.data.sources import (
     FASHION_MNIST_DIR,
+    TEST_FRACTION_BUCKETS,
     DataError,
     Record,
     RealSource,
@@ -72,7 +73,8 @@ _HELP = {
     "list_eval_partition.txt, else a hashed 10%. e.g. celeba:/data/celeba",
     "cifar10": "CIFAR-10 python batches (cifar-10-batches-py or its parent), 10 labelled classes. "
     "e.g. cifar10:/data/cifar-10-batches-py",
-    "prepared": "a directory written by prepare (memmapped, so it may exceed RAM; its split is the one prepared). "
+    "prepared": "a directory written by prepare (memmapped, so it may exceed RAM; its split is the one prepared; "
+    "the source's held-out split is stored in DIR/test). "
     "e.g. prepared:cache/rooms-train-64px-0123456789abcdef",
     "random": "uniform random uint8 images, for tests; count/test_count default 1000/100. e.g. random:count=16,size=32",
     NO_DATA: "no images: what an imported model records (its training data is unknown); analyses that need "
@@ -96,6 +98,16 @@ def synthetic_range(spec: DataSpec) -> tuple[int, int]:
     count = defaults["count"] if spec.count is None else spec.count
     test_count = defaults["test_count"] if spec.test_count is None else spec.test_count
     return (0, count) if spec.split == "train" else (count, count + test_count)
+
+
+def held_out_split(spec: DataSpec) -> DataSpec:
+    """The held-out split a prepare of the training ``spec`` stores: the source's test split; for
+    rooms/faces/random without ``test_count``, the tenth of the training count that follows it."""
+    test = spec.with_split("test")
+    if spec.source in DEFAULT_COUNTS and spec.test_count is None:
+        start, stop = synthetic_range(spec.with_split("train"))
+        test = replace(test, test_count=max(1, (stop - start) // TEST_FRACTION_BUCKETS))
+    return test
 
 
 def _numpy(value: Any) -> np.ndarray:

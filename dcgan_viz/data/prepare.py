@@ -9,6 +9,11 @@ A prepared directory holds::
     boxes.npy          float32 (N, MAX_OBJECTS, 5) (class_id, x0, y0, x1, y1), class -1 = padding (rooms)
     source_indices.npy int64 (N,) rows of the source set kept          (filter_prepared output only)
     manifest.json      source, spec, shape, content hash, fingerprint, skipped files, names, version
+    test/              the source's held-out split, prepared the same way (a prepared directory itself)
+
+The manifest's ``held_out`` says where the held-out split is (``{"dir": "test", "count": n}``) or
+why there is none (``{"count": 0, "why": ...}``: the set is itself a held-out split, or the source
+has no held-out images); a cache written before held-out splits were stored has no ``held_out``.
 
 ``content_hash`` is the hex blake2b-256 of the bytes of ``images.u8`` (``b2sum -l 256``).
 The directory is written under a temporary name and renamed into place when complete.
@@ -38,6 +43,7 @@ MANIFEST = "manifest.json"
 RAW_FILES = {"images": "images.u8", "masks": "masks.u8"}
 NPY_FILES = {"labels": "labels.npy", "attributes": "attributes.npy", "boxes": "boxes.npy"}
 FILTER_CHUNK = 2048
+HELD_OUT_DIR = "test"
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +222,8 @@ def _temp_dir(out_dir: Path, suffix: str) -> Path:
 
 
 _LEGACY_TEMP = "^\\.{}\\.[a-z0-9_]{{8}}\\.(tmp|old)$"
-_OWN_FILES = set(RAW_FILES.values()) | set(NPY_FILES.values()) | {MANIFEST, "source_indices.npy", "data"}
+_OWN_FILES = set(RAW_FILES.values()) | set(NPY_FILES.values()) | {MANIFEST, "source_indices.npy", "data",
+                                                                   HELD_OUT_DIR}
 
 
 def clean_stale_temps(out_dir: Path, min_age_s: float = 3600.0) -> None:
@@ -253,18 +260,54 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _write_set(stream: Stream, spec: DataSpec, directory: Path, progress: bool,
+               extra_arrays: dict[str, np.ndarray] | None = None, **extra) -> dict:
+    """Write ``stream`` (the images of ``spec``) and its manifest into ``directory``; returns the manifest."""
+    desc = f"preparing {spec.source} {spec.path or ''}".rstrip() + (" (held-out)" if spec.split == "test" else "")
+    written = _write_arrays(stream, directory, desc, progress)
+    for name, array in (extra_arrays or {}).items():
+        np.save(directory / f"{name}.npy", array)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "source": spec.source,
+        "spec": replace(spec, content_hash=written["content_hash"]).to_dict(),
+        "fingerprint": stream.fingerprint,
+        "skipped": stream.skipped,
+        "skipped_count": len(stream.skipped),
+        "label_names": stream.label_names,
+        "attribute_names": stream.attribute_names,
+        "mask_names": stream.mask_names,
+        **written,
+        **extra,
+    }
+    atomic_write_json(directory / MANIFEST, manifest)
+    warn_skipped(spec.path, stream.skipped)
+    return manifest
+
+
+@dataclass
+class HeldOut:
+    """What a prepare stores as the held-out split: a stream of ``spec``'s images, or why there is none."""
+
+    stream: Stream | None
+    spec: DataSpec | None
+    why: str = ""
+
+
 def write_prepared(
     stream: Stream,
     spec: DataSpec,
     out_dir: str | Path,
     progress: bool = True,
     extra_arrays: dict[str, np.ndarray] | None = None,
+    held_out: HeldOut | None = None,
     **extra,
 ) -> ImageSet:
     """Write ``stream`` (the images of ``spec``) as a prepared directory, atomically.
 
-    ``extra_arrays`` are saved as ``<name>.npy``; ``extra`` goes into the manifest as is.
-    Returns the set opened from ``out_dir``.
+    ``held_out``: the held-out split, written to ``test/`` and recorded in the manifest (None: the
+    manifest records none, with why "not prepared"). ``extra_arrays`` are saved as ``<name>.npy``;
+    ``extra`` goes into the manifest as is. Returns the set opened from ``out_dir``.
     """
     out_dir = Path(out_dir)
     check_replaceable(out_dir)  # before any image is read
@@ -273,32 +316,63 @@ def write_prepared(
     check_resources(stream, spec, out_dir)
     tmp = _temp_dir(out_dir, ".tmp")
     try:
-        written = _write_arrays(stream, tmp, f"preparing {spec.source} {spec.path or ''}".rstrip(), progress)
-        for name, array in (extra_arrays or {}).items():
-            np.save(tmp / f"{name}.npy", array)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "source": spec.source,
-            "spec": replace(spec, content_hash=written["content_hash"]).to_dict(),
-            "fingerprint": stream.fingerprint,
-            "skipped": stream.skipped,
-            "skipped_count": len(stream.skipped),
-            "label_names": stream.label_names,
-            "attribute_names": stream.attribute_names,
-            "mask_names": stream.mask_names,
-            **written,
-            **extra,
-        }
-        atomic_write_json(tmp / MANIFEST, manifest)
-        warn_skipped(spec.path, stream.skipped)
+        held = held_out or HeldOut(None, None, "not prepared")
+        info: dict = {"count": 0, "why": held.why}
+        if held.stream is not None and held.spec is not None:
+            check_resources(held.stream, held.spec, out_dir)
+            (tmp / HELD_OUT_DIR).mkdir()
+            written = _write_set(held.stream, held.spec, tmp / HELD_OUT_DIR, progress)
+            info = {"dir": HELD_OUT_DIR, "count": written["count"], "content_hash": written["content_hash"]}
+        _write_set(stream, spec, tmp, progress, extra_arrays, held_out=info, **extra)
         _replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return open_prepared(out_dir)
 
 
-def _reusable(out_dir: Path, spec: DataSpec, fingerprint: str) -> ImageSet | None:
-    """The existing prepared set in ``out_dir`` if it was made from the same spec and source state."""
+def held_out_dir(directory: str | Path) -> Path:
+    """The prepared held-out split (a prepared directory) of the prepared set in ``directory``.
+
+    DataError (one line) when it has none: a cache from before held-out splits were stored (prepare
+    it again), a held-out split itself, or a source without held-out images.
+    """
+    directory = Path(directory)
+    manifest = _read_manifest(directory)
+    if "held_out" not in manifest:
+        spec = manifest.get("spec") or {}
+        source = f"{spec.get('source', '?')}{':' + spec['path'] if spec.get('path') else ''}"
+        raise DataError(f"prepared:{directory} was prepared without its held-out split (an older prepare); "
+                        f"run `dcgan-viz prepare {source} --out {directory}` again, or pass --data with the "
+                        "original data spec")
+    info = manifest["held_out"]
+    if "dir" not in info:
+        raise DataError(f"prepared:{directory} has no held-out split ({info.get('why', 'none stored')}); "
+                        "pass --data with the original data spec")
+    return directory / info["dir"]
+
+
+def _held_out_matches(out_dir: Path, manifest: dict, held_out: HeldOut | None) -> bool:
+    """Whether the held-out split recorded in ``manifest`` is the one ``held_out`` asks for."""
+    if held_out is None:
+        return True
+    info = manifest.get("held_out")
+    if info is None:
+        return False  # an older prepare: prepare again to store the held-out split
+    if held_out.stream is None or held_out.spec is None:
+        return "dir" not in info
+    if "dir" not in info:
+        return False
+    test_dir = out_dir / info["dir"]
+    test_manifest = _read_manifest(test_dir)
+    open_prepared(test_dir)
+    return (test_manifest["fingerprint"] == held_out.stream.fingerprint
+            and spec_identity(test_manifest["spec"]) == spec_identity(json.loads(json.dumps(held_out.spec.to_dict())))
+            and content_hash(test_dir / RAW_FILES["images"]) == test_manifest["content_hash"])
+
+
+def _reusable(out_dir: Path, spec: DataSpec, fingerprint: str, held_out: HeldOut | None = None) -> ImageSet | None:
+    """The existing prepared set in ``out_dir`` if it was made from the same spec and source state
+    (and holds the same held-out split as ``held_out``, when given)."""
     if not (out_dir / MANIFEST).is_file():
         return None
     try:
@@ -311,6 +385,8 @@ def _reusable(out_dir: Path, spec: DataSpec, fingerprint: str) -> ImageSet | Non
         if content_hash(out_dir / RAW_FILES["images"]) != manifest["content_hash"]:
             log.warning("%s: images changed in place since they were prepared (content hash differs); preparing again",
                         out_dir)
+            return None
+        if not _held_out_matches(out_dir, manifest, held_out):
             return None
         return imageset
     except (DataError, KeyError, TypeError, ValueError, OSError):
@@ -347,9 +423,24 @@ def check_resources(stream: Stream, spec: DataSpec, out_dir: Path) -> None:
                         f"{need / 2**30:.1f} GiB but {base} has {free / 2**30:.1f} GiB free")
 
 
-def prepare(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> ImageSet:
+def held_out_of(spec: DataSpec) -> HeldOut:
+    """The held-out split a prepare of ``spec`` stores: the source's test split (for synthetic sources
+    without ``test_count``, a tenth of the training count, as a folder puts aside), or why none."""
+    from dcgan_viz.data.loading import held_out_split, open_stream  # loading imports this module
+
+    if spec.split != "train":
+        return HeldOut(None, None, "it is itself a held-out split")
+    test_spec = held_out_split(spec)
+    try:
+        return HeldOut(open_stream(test_spec), test_spec)
+    except DataError as exc:
+        return HeldOut(None, None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def prepare(spec: DataSpec, out_dir: str | Path, progress: bool = True, held_out: bool = True) -> ImageSet:
     """Prepare ``spec`` into ``out_dir`` (or reuse what is there) and open it as memmaps.
 
+    ``held_out``: also store the source's held-out split in ``out_dir/test`` (``held_out_of``).
     An existing preparation is reused without reading the source images when its spec (content
     hash aside) and source fingerprint match and its files are intact; otherwise it is rebuilt.
     """
@@ -357,10 +448,11 @@ def prepare(spec: DataSpec, out_dir: str | Path, progress: bool = True) -> Image
 
     out_dir = Path(out_dir)
     stream = open_stream(spec)
-    existing = _reusable(out_dir, spec, stream.fingerprint)
+    held = held_out_of(spec) if held_out else None
+    existing = _reusable(out_dir, spec, stream.fingerprint, held)
     if existing is not None:
         return existing
-    return write_prepared(stream, spec, out_dir, progress)
+    return write_prepared(stream, spec, out_dir, progress, held_out=held)
 
 
 def _filtered_chunks(source: ImageSet, indices: np.ndarray) -> Iterator[Chunk]:
@@ -395,6 +487,19 @@ def filter_prepared(src_dir: str | Path, keep_indices: Sequence[int] | np.ndarra
     _, size, _, channels = source.images.shape
     spec = DataSpec(source="prepared", path=str(out_dir), size=size, channels=channels, split=source.spec.split)
     filtered_from = {"path": str(src_dir), "spec": source.spec.to_dict(), "content_hash": source.spec.content_hash}
-    return write_prepared(
-        stream, spec, out_dir, progress, extra_arrays={"source_indices": indices}, filtered_from=filtered_from
-    )
+    return write_prepared(stream, spec, out_dir, progress, extra_arrays={"source_indices": indices},
+                          held_out=_copied_held_out(src_dir), filtered_from=filtered_from)
+
+
+def _copied_held_out(src_dir: Path) -> HeldOut:
+    """The held-out split of the prepared set in ``src_dir``, to be copied as is, or why there is none."""
+    try:
+        test_dir = held_out_dir(src_dir)
+        test = open_prepared(test_dir)
+    except DataError:
+        return HeldOut(None, None, f"its source {src_dir} has none")
+    manifest = _read_manifest(test_dir)
+    stream = Stream(chunks=_filtered_chunks(test, np.arange(len(test))), total=len(test),
+                    fingerprint=manifest["fingerprint"], label_names=test.label_names,
+                    attribute_names=test.attribute_names, mask_names=test.mask_names)
+    return HeldOut(stream, test.spec)

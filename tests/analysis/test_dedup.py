@@ -53,6 +53,17 @@ def test_shift_probes_are_needed_for_shifted_copies() -> None:
     assert pair_scores(unprobed, truth[shift])["recall"] < 0.8
 
 
+def test_semantic_hash_reports_progress_on_stderr(capsys) -> None:
+    """Training and hashing (25 shifts) report progress lines on stderr; without show_progress, nothing."""
+    images = _distinct(40)
+    find_duplicates(images, "semantic", steps=20, show_progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert "semantic hash: training the autoencoder: 20/20 step (100%)" in [line.rsplit(",", 1)[0] for line in err]
+    assert any(line.startswith(f"hashing (every shift): {40 * 25}/{40 * 25} img (100%)") for line in err)
+    find_duplicates(images, "semantic", steps=20)
+    assert capsys.readouterr().err == ""
+
+
 def test_semantic_hash_finds_planted_copies() -> None:
     images, truth, _ = plant_duplicates(_distinct(300), 30, seed=1)
     scores = pair_scores(find_duplicates(images, "semantic", steps=1000), truth)

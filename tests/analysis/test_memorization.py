@@ -85,3 +85,69 @@ def test_copying_cells_are_reported() -> None:
     assert mixed.local_copying and 0.3 < mixed.copying_sample_share <= 1.0
     assert mixed.verdict == "COPYING" and mixed.summary()["verdict"] == "COPYING"
     assert not honest.local_copying and honest.verdict == "no copying"
+
+
+def _photo_folder(root, n: int = 60):
+    """A folder of n smooth 40x40 RGB PNGs (prepare/load centre-crop and resize them to 32)."""
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    g = torch.Generator().manual_seed(5)
+    imgs = torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=40, mode="bilinear")
+    for i, img in enumerate((imgs * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()):
+        Image.fromarray(img).save(root / f"{i:03d}.png")
+    return root
+
+
+def _memorization_cli(ckpt, out, cache, *extra):
+    return CliRunner().invoke(app, ["memorization", str(ckpt), "--n", "32", "--n-test", "32", "--cells", "2",
+                                    "--min-count", "2", "--recovery-n", "2", "--recovery-steps", "2",
+                                    "--out", str(out), "--cache-dir", str(cache), *extra])
+
+
+def _checkpoint_on(spec_text: str, path):
+    """A tiny untrained checkpoint whose data spec is ``spec_text`` at 32 px (with its content hash)."""
+    from dcgan_viz.data.loading import load_imageset
+
+    torch.manual_seed(0)
+    G, D = build_models(ModelConfig(image_size=32, nz=16, ngf=8, ndf=8, nc=3))
+    spec = load_imageset(DataSpec.parse(spec_text, size=32)).spec
+    return save_checkpoint(path, G, D, data=spec)
+
+
+def test_memorization_of_a_model_trained_on_a_folder(tmp_path) -> None:
+    folder = _photo_folder(tmp_path / "photos")
+    ckpt = _checkpoint_on(f"folder:{folder}", tmp_path / "ck")
+    result = _memorization_cli(ckpt, tmp_path / "out", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "memorization.json").read_text())
+    counts = report["counts"]
+    assert counts["train"] + counts["test"] == 60 and 1 <= counts["test"] <= 20  # the folder's hashed tenth
+
+
+def test_memorization_of_a_model_trained_on_a_prepared_cache(tmp_path) -> None:
+    """prepare prints the train/held-out counts; memorization compares with the held-out split the cache
+    stores. Control: a cache from an older prepare (no held-out split) is a one-line error saying to
+    prepare it again, and --data with the original spec still works."""
+    folder = _photo_folder(tmp_path / "photos")
+    cache = tmp_path / "prepared"
+    prepared = CliRunner().invoke(app, ["prepare", f"folder:{folder}", "--out", str(cache), "--size", "32",
+                                        "--no-progress"])
+    assert prepared.exit_code == 0, prepared.output
+    n_test = json.loads((cache / "manifest.json").read_text())["held_out"]["count"]
+    assert 1 <= n_test <= 20
+    assert f"prepared {60 - n_test} train images" in prepared.output and f"held-out: {n_test} images" in prepared.output
+    ckpt = _checkpoint_on(f"prepared:{cache}", tmp_path / "ck")
+    result = _memorization_cli(ckpt, tmp_path / "out", tmp_path / "feat")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "memorization.json").read_text())["counts"]["test"] == n_test
+
+    manifest = json.loads((cache / "manifest.json").read_text())
+    del manifest["held_out"]  # an older prepare
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    old = _memorization_cli(ckpt, tmp_path / "out2", tmp_path / "feat")
+    assert old.exit_code == 2 and old.output.count("\n") == 1, old.output
+    assert old.output.startswith("error: ") and f"run `dcgan-viz prepare folder:{folder} --out {cache}` again" \
+        in old.output
+    override = _memorization_cli(ckpt, tmp_path / "out3", tmp_path / "feat", "--data", f"folder:{folder}")
+    assert override.exit_code == 0, override.output

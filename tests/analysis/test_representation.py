@@ -100,8 +100,46 @@ def test_fit_svm_equals_the_scaler_pipeline_and_memory_limits_threads(monkeypatc
     wide = svm_table(features, y, ty, label_counts=(None, 30), n_jobs=2)
     monkeypatch.setattr(rep, "available_bytes", lambda: fit_bytes(90, 5) + 1)  # room for one fit at a time
     narrow = svm_table(features, y, ty, label_counts=(None, 30), n_jobs=2)
-    assert workers[-1] == 1 and workers[-4] == 2  # [C selection x2, fits] per table
+    assert workers[-1] == 1 and workers[-6] == 2  # [C selection per feature set and budget x4, fits] per table
+    assert workers[-5:-1] == [1, 1, 1, 1]  # C selection is memory-limited too
     assert wide.scores == narrow.scores
+
+
+def test_c_is_chosen_on_each_label_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every budget gets its own CV on its own labels; a budget above CV_MAX_LABELS chooses C on a
+    subset and fits C_cv * n_cv / n_fit, while a budget within it fits the C its CV chose (control)."""
+    from dcgan_viz.analysis import representation as rep
+
+    (x, y), (tx, ty) = _toy(90, 0), _toy(60, 1)
+    calls = []
+    monkeypatch.setattr(rep, "select_c", lambda xs, ys, **kw: calls.append(len(ys)) or (0.1 * len(ys), 0.9))
+    table = svm_table({"toy": (x, tx)}, y, ty, label_counts=(None, 30))
+    assert calls == [90, 30]
+    rows = {s["n_train"]: s for s in table.scores}
+    assert rows[90]["C"] == pytest.approx(9.0) and rows[30]["C"] == pytest.approx(3.0)
+    assert (rows[90]["cv_labels"], rows[30]["cv_labels"]) == (90, 30)
+    calls.clear()
+    monkeypatch.setattr(rep, "CV_MAX_LABELS", 45)
+    table = svm_table({"toy": (x, tx)}, y, ty, label_counts=(None, 30))
+    assert calls == [45, 30]
+    rows = {s["n_train"]: s for s in table.scores}
+    assert rows[90]["C_cv"] == pytest.approx(4.5) and rows[90]["C"] == pytest.approx(4.5 * 45 / 90)
+    assert rows[30]["C"] == rows[30]["C_cv"] == pytest.approx(3.0)
+    assert "| toy | 90 | 5 | 2.25 | 45 |" in table.markdown()
+
+
+def test_each_fit_records_whether_it_converged(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dcgan_viz.analysis import representation as rep
+
+    (x, y), (tx, ty) = _toy(90, 0), _toy(60, 1)
+    noise = np.random.default_rng(3).normal(size=(90, 40)).astype(np.float32)  # not separable: hard to fit
+    assert fit_svm(x, y, tx, ty, C=0.01).converged  # control: an easy fit converges
+    monkeypatch.setattr(rep, "MAX_ITER", 2)
+    hard = fit_svm(noise, y, noise[:60], ty, C=100.0)
+    assert not hard.converged
+    table = svm_table({"noise": (noise, noise[:60])}, y, ty, label_counts=(None,))
+    assert [s["converged"] for s in table.scores] == [False]
+    assert "| no (2 iterations) |" in table.markdown() and "stopped at 2 liblinear iterations" in table.markdown()
 
 
 @pytest.fixture

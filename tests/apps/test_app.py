@@ -122,3 +122,47 @@ def test_cli_dashboard_wiring(monkeypatch, tmp_path):
     assert app == "wsgi" and kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8050 and "run" not in calls
     bad = CliRunner().invoke(cli, ["dashboard", "--checkpoints", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "error: no such checkpoint directory" in bad.output
+
+
+def test_a_run_directory_link_follows_the_next_save(dashboard, tmp_path, monkeypatch):
+    """?checkpoint=RUN (a training run directory under the listed dirs) shows its newest checkpoint,
+    also after a later save; the run is offered in the dropdown. Controls: a directory that is not a
+    run, and a run outside the listed dirs, are refused."""
+    import torch
+
+    from apps.app import DIRS_KEY
+    from apps.components import checked_checkpoint, checkpoint_options
+    from dcgan_viz.checkpoint import save_checkpoint
+    from dcgan_viz.data.spec import DataSpec
+    from dcgan_viz.models import Discriminator, Generator, ModelConfig
+
+    app, page, _, _ = dashboard
+    cfg = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
+
+    def save(run: Path, step: int) -> Path:
+        torch.manual_seed(step)
+        return save_checkpoint(run / "checkpoints" / f"step-{step:08d}", Generator(cfg), Discriminator(cfg),
+                               data=DataSpec(source="rooms", size=32, count=64), step=step)
+
+    root = tmp_path / "runs"
+    run = root / "r1"
+    save(run, 10)
+    monkeypatch.setitem(app.server.config, DIRS_KEY, [*app.server.config[DIRS_KEY], root])
+    assert app.server.test_client().get(f"/?checkpoint={run}").status_code == 200
+    error, _, first, caption = page.render_checkpoint(str(run), 0)
+    assert error is None and caption.endswith("step 10")
+    assert checked_checkpoint(str(run)) == run / "checkpoints" / "step-00000010"
+    assert checkpoint_options([root])[0] == {"label": f"{run} (run: newest checkpoint, now step-00000010)",
+                                             "value": str(run)}
+    save(run, 20)  # the next save: the same link now shows it
+    error, _, second, caption = page.render_checkpoint(str(run), 0)
+    assert error is None and caption.endswith("step 20") and second != first
+    assert {"label": f"{run} (run: newest checkpoint, now step-00000020)", "value": str(run)} in \
+        checkpoint_options([root])
+    for not_a_run in (root, run / "checkpoints"):
+        error, _, src, _ = page.render_checkpoint(str(not_a_run), 0)
+        assert "unknown checkpoint" in error.children and src is None
+    outside = tmp_path / "elsewhere" / "r2"
+    save(outside, 5)
+    error, _, src, _ = page.render_checkpoint(str(outside), 0)
+    assert "unknown checkpoint" in error.children and src is None

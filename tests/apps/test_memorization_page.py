@@ -182,6 +182,36 @@ def test_copy_test_table_pairs_and_cache(dashboard, fresh_cache, monkeypatch):
     assert page.run_copy_test(lambda p: None, 0, ckpt, 0, 20) is page.dash.no_update
 
 
+def test_copy_test_of_a_model_trained_on_a_prepared_cache(dashboard, fresh_cache, tmp_path):
+    """The copy test compares with the held-out split a prepared cache stores; a cache from an older
+    prepare (no held-out split) gives a one-line message that says to prepare it again."""
+    import json
+
+    import torch
+
+    from dcgan_viz.checkpoint import load_checkpoint, save_checkpoint
+    from dcgan_viz.data.prepare import prepare
+    from dcgan_viz.data.spec import DataSpec
+    from dcgan_viz.models import Discriminator, Generator, ModelConfig
+
+    _, page, _ = dashboard
+    cache = tmp_path / "prepared"
+    train = prepare(DataSpec(source="random", size=32, count=48, test_count=20), cache, progress=False)
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=32, nz=16, ngf=8, ndf=8)
+    ckpt = save_checkpoint(tmp_path / "ck", Generator(cfg), Discriminator(cfg),
+                           data=DataSpec(source="prepared", path=str(cache), size=32, content_hash=train.spec.content_hash))
+    result = page.copy_test(load_checkpoint(ckpt, device="cpu"), 20, 0)
+    assert result.counts == {"train": 48, "test": 20, "generated": 20}
+
+    manifest = json.loads((cache / "manifest.json").read_text())
+    del manifest["held_out"]  # an older prepare
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError) as info:
+        page.copy_test(load_checkpoint(ckpt, device="cpu"), 20, 1)
+    assert "\n" not in str(info.value) and "prepared without its held-out split" in str(info.value)
+
+
 def test_dedup_finds_planted_copies_and_caches(dashboard, fresh_cache, monkeypatch):
     _, page, ckpt = dashboard
     from dcgan_viz.data.spec import DataSpec, ImageSet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -14,8 +15,8 @@ from PIL import Image
 
 from dcgan_viz.data import loading
 from dcgan_viz.data.loading import cache_key, describe_sources, load_imageset, open_stream
-from dcgan_viz.data.prepare import filter_prepared, open_prepared, prepare
-from dcgan_viz.data.sources import DataError
+from dcgan_viz.data.prepare import filter_prepared, held_out_dir, open_prepared, prepare
+from dcgan_viz.data.sources import DataError, is_test_key
 from dcgan_viz.data.spec import SOURCES, DataSpec
 
 MAX_OBJECTS = 4
@@ -200,3 +201,68 @@ def test_real_renderers_if_present(source):
     imageset = load_imageset(DataSpec(source=source, count=2, size=64))
     assert imageset.images.shape == (2, 64, 64, 3) and imageset.images.dtype == np.uint8
     assert imageset.masks.shape == (2, 64, 64)
+
+
+def test_prepare_stores_the_held_out_split(tmp_path: Path):
+    """A training prepare also stores the source's held-out split in test/ (synthetic sources without
+    test_count: the tenth of the count that follows the training images); a test-split prepare does not."""
+    train = prepare(_random(30), tmp_path / "set", progress=False)
+    test_dir = held_out_dir(tmp_path / "set")
+    assert test_dir == tmp_path / "set" / "test"
+    held = open_prepared(test_dir)
+    expected = load_imageset(_random(30, test_count=3, split="test"))
+    assert held.spec.split == "test" and np.array_equal(held.images, expected.images)
+    assert not np.array_equal(held.images, train.images[:3])
+    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
+    assert manifest["held_out"] == {"dir": "test", "count": 3, "content_hash": held.spec.content_hash}
+    prepare(_random(30, test_count=5, split="test"), tmp_path / "only-test", progress=False)  # control: no held-out
+    with pytest.raises(DataError, match="itself a held-out split"):
+        held_out_dir(tmp_path / "only-test")
+    assert not (tmp_path / "only-test" / "test").exists()
+
+
+def test_older_cache_without_held_out_is_named_and_prepared_again(tmp_path: Path):
+    spec = _random(20)
+    prepare(spec, tmp_path / "set", progress=False)
+    manifest_path = tmp_path / "set" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["held_out"]  # what a prepare before held-out splits wrote
+    manifest_path.write_text(json.dumps(manifest))
+    shutil.rmtree(tmp_path / "set" / "test")
+    with pytest.raises(DataError) as info:
+        held_out_dir(tmp_path / "set")
+    message = str(info.value)
+    assert "\n" not in message and "without its held-out split" in message
+    assert f"dcgan-viz prepare random --out {tmp_path / 'set'}" in message
+    prepare(spec, tmp_path / "set", progress=False)  # not reused as is: rebuilt with its held-out split
+    assert len(open_prepared(held_out_dir(tmp_path / "set"))) == 2
+
+
+def test_held_out_of_a_folder_is_its_hashed_tenth_and_changes_are_noticed(tmp_path: Path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(40):
+        Image.new("RGB", (10, 10), (i * 6, 0, 0)).save(root / f"{i:02d}.png")
+    spec = DataSpec.parse(f"folder:{root},size=8")
+    train = prepare(spec, tmp_path / "cache", progress=False)
+    held = open_prepared(held_out_dir(tmp_path / "cache"))
+    assert len(train) + len(held) == 40 and len(held) >= 1
+    assert np.array_equal(held.images, load_imageset(spec.with_split("test")).images)
+    # a new held-out image changes only the held-out split: the cache is prepared again
+    names = [f"new{i}.png" for i in range(200) if is_test_key(f"new{i}.png")][:1]
+    Image.new("RGB", (10, 10), (0, 0, 255)).save(root / names[0])
+    again = prepare(spec, tmp_path / "cache", progress=False)
+    assert len(again) == len(train) and len(open_prepared(held_out_dir(tmp_path / "cache"))) == len(held) + 1
+
+
+def test_filter_prepared_keeps_the_held_out_split(tmp_path: Path):
+    prepare(_random(20), tmp_path / "set", progress=False)
+    filter_prepared(tmp_path / "set", [3, 1], tmp_path / "dedup")
+    copied = open_prepared(held_out_dir(tmp_path / "dedup"))
+    assert np.array_equal(copied.images, open_prepared(held_out_dir(tmp_path / "set")).images)
+    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())  # control: a source without one
+    manifest["held_out"] = {"count": 0, "why": "not prepared"}
+    (tmp_path / "set" / "manifest.json").write_text(json.dumps(manifest))
+    filter_prepared(tmp_path / "set", [3, 1], tmp_path / "dedup2")
+    with pytest.raises(DataError, match="has no held-out split"):
+        held_out_dir(tmp_path / "dedup2")
